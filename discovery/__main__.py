@@ -1,0 +1,3 @@
+from discovery.cli import cli
+
+cli()

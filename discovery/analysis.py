@@ -1,0 +1,130 @@
+"""Our own text analyzer: the one definition of a "word" for indexing, querying and highlighting.
+
+Every engine indexes the tokens produced here, the query parser tokenizes terms here, and the
+highlighter and the test oracle match against these tokens, so the three can never disagree.
+
+Rules, chosen for evidence:
+- Unicode NFKC (full-width Latin becomes ASCII), then case folding;
+- zero-width and bidi control marks are removed first ("white\u200bwash" is "whitewash");
+- no stop words, no minimum length, positions kept exactly;
+- Latin words split on punctuation, dots included ("report.final.xlsx" is three tokens in a row,
+  so the exact file name is found as a phrase and "xlsx" alone is found too);
+- runs of CJK characters become overlapping bigrams ("清理掉" -> "清理", "理掉") and a lone CJK
+  character stays a unigram; the unigrams are also produced separately so one-character queries work;
+- a switch between Latin and CJK always splits ("debug日志" -> "debug", "日志").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, BOM, soft hyphen.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+_CJK_RANGES = (
+    "\u2e80-\u2fdf"  # radicals
+    "\u3005\u3007\u3021-\u3029\u3038-\u303b"  # ideographic iteration marks and numerals
+    "\u3040-\u30ff"  # hiragana, katakana
+    "\u3100-\u312f\u31a0-\u31bf"  # bopomofo
+    "\u31f0-\u31ff"  # katakana extensions
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified
+    "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"  # hangul
+    "\uf900-\ufaff"  # compatibility ideographs
+    "\U00020000-\U0002ffff"  # extensions B-F
+)
+_CJK_CHAR = f"[{_CJK_RANGES}]"
+# A token is a run of CJK characters, or a run of word characters that are not CJK.
+_TOKEN = re.compile(f"({_CJK_CHAR}+)|((?:(?!{_CJK_CHAR})[\\w])+)")
+_IS_CJK = re.compile(f"^{_CJK_CHAR}+$")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # the normalized form that is indexed and matched
+    pos: int  # position in the token stream (bigrams of one run take consecutive positions)
+    start: int  # character offsets into the ORIGINAL text, for highlighting
+    end: int
+
+
+def normalize(text: str) -> str:
+    """NFKC + case folding, invisible marks removed: the form in which words are compared."""
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).casefold()
+
+
+def is_cjk(word: str) -> bool:
+    return bool(_IS_CJK.match(word))
+
+
+def tokenize(text: str) -> list[Token]:
+    """The indexed tokens of TEXT with positions and offsets into TEXT itself."""
+    normalized, offsets = _normalize_with_offsets(text)
+    tokens: list[Token] = []
+    pos = 0
+    for match in _TOKEN.finditer(normalized):
+        cjk_run, word = match.group(1), match.group(2)
+        start, end = match.start(), match.end()
+        if word:
+            tokens.append(Token(word, pos, offsets[start], offsets[end]))
+            pos += 1
+        elif len(cjk_run) == 1:
+            tokens.append(Token(cjk_run, pos, offsets[start], offsets[end]))
+            pos += 1
+        else:
+            for i in range(len(cjk_run) - 1):
+                s = start + i
+                tokens.append(Token(cjk_run[i : i + 2], pos, offsets[s], offsets[s + 2]))
+                pos += 1
+    return tokens
+
+
+def cjk_unigrams(text: str) -> list[Token]:
+    """Every CJK character as its own token, for single-character queries."""
+    normalized, offsets = _normalize_with_offsets(text)
+    out: list[Token] = []
+    pos = 0
+    for match in _TOKEN.finditer(normalized):
+        run = match.group(1)
+        if not run:
+            continue
+        for i, char in enumerate(run):
+            s = match.start() + i
+            out.append(Token(char, pos, offsets[s], offsets[s + 1]))
+            pos += 1
+        pos += 1  # a gap between runs, so unigrams of separate runs never look adjacent
+    return out
+
+
+def query_words(text: str) -> list[str]:
+    """The token texts a query word or phrase turns into, in order."""
+    return [token.text for token in tokenize(text)]
+
+
+def _normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Normalize TEXT and map every index of the result back to an index of TEXT.
+
+    NFKC and case folding can change lengths ("ﬁ" -> "fi", "ß" -> "ss"), so each original
+    character (with the combining marks that follow it) is normalized on its own and every
+    output character points back to where that cluster starts. The list has one extra entry,
+    the length of TEXT, so an exclusive end offset maps too.
+    """
+    if text.isascii():
+        return text.lower(), list(range(len(text) + 1))
+    pieces: list[str] = []
+    offsets: list[int] = []
+    index = 0
+    length = len(text)
+    while index < length:
+        end = index + 1
+        while end < length and unicodedata.combining(text[end]):
+            end += 1
+        cluster = _INVISIBLE.sub("", text[index:end])
+        if cluster:
+            folded = unicodedata.normalize("NFKC", cluster).casefold()
+            pieces.append(folded)
+            offsets.extend([index] * len(folded))
+        index = end
+    offsets.append(length)
+    return "".join(pieces), offsets

@@ -1,0 +1,335 @@
+"""A case: one folder holding case.db (the system of record), index/ and originals/.
+
+case.db holds everything the evidence needs (messages, sources, provenance, exceptions, ingest
+runs); the full-text index under index/ is derived from it and can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from discovery.model import iso_utc
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    tool_version TEXT NOT NULL,
+    arguments TEXT NOT NULL,          -- JSON: paths, custodian, format, options as given
+    custodian TEXT,
+    files INTEGER NOT NULL DEFAULT 0,
+    messages_added INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    exceptions INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'running'   -- running / complete / partial / failed
+);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES ingest_runs(id),
+    path TEXT NOT NULL,               -- as the user gave it (the zip for members)
+    member TEXT,                      -- path inside the zip, else NULL
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,             -- of exactly these bytes (the member's, inside a zip)
+    container_sha256 TEXT,            -- the zip's hash, for members
+    format TEXT,                      -- adapter name, NULL when no adapter claimed it
+    custodian TEXT,
+    limits TEXT,                      -- what this kind of export can and cannot contain
+    original TEXT,                    -- path of the read-only copy under originals/, if kept
+    messages INTEGER NOT NULL DEFAULT 0,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sources_sha ON sources(sha256);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    source_format TEXT NOT NULL,
+    name TEXT,
+    type TEXT
+);
+CREATE TABLE IF NOT EXISTS participants (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    kind TEXT
+);
+CREATE TABLE IF NOT EXISTS conversation_members (
+    conversation_id TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, participant_id)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    native_id TEXT NOT NULL,
+    source_format TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    stream TEXT NOT NULL,             -- context windows run inside a stream: the conversation,
+                                      -- or the merged-forward bundle a message was carried in
+    thread_id TEXT,
+    reply_to TEXT,
+    bundle_id TEXT,
+    sender_id TEXT,
+    sender_name TEXT,                 -- as the source named the sender, if it did
+    sender_kind TEXT NOT NULL,
+    sent_at TEXT NOT NULL,            -- ISO 8601 UTC
+    sent_at_us INTEGER NOT NULL,      -- microseconds since the epoch, for ordering
+    sent_at_raw TEXT NOT NULL,
+    tz_assumption TEXT,
+    edited INTEGER NOT NULL,
+    edited_at TEXT,
+    deleted INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    mentions TEXT NOT NULL,           -- JSON
+    attachments TEXT NOT NULL,        -- JSON
+    reactions TEXT NOT NULL,          -- JSON
+    custodian TEXT,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    locator TEXT NOT NULL,
+    raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_stream ON messages(stream, sent_at_us, id);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, sent_at_us, id);
+CREATE TABLE IF NOT EXISTS duplicates (
+    message_id TEXT NOT NULL,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    locator TEXT NOT NULL,
+    identical INTEGER NOT NULL,       -- 1 when the raw record equals the one kept
+    raw TEXT                          -- kept when it differs, so nothing is lost
+);
+CREATE TABLE IF NOT EXISTS exceptions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES ingest_runs(id),
+    source_id INTEGER REFERENCES sources(id),
+    path TEXT NOT NULL,
+    member TEXT,
+    locator TEXT NOT NULL,
+    error TEXT NOT NULL,
+    raw TEXT,
+    created_at TEXT NOT NULL
+);
+-- Accounts (discovery.users): they live in the case, so a case folder carries its own access list.
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'investigator', 'auditor')),
+    password_hash TEXT NOT NULL,
+    token_hash TEXT,                  -- SHA-256 of the API token; the token itself is shown once
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    password_changed_at TEXT NOT NULL
+);
+-- The audit trail (discovery.audit): append-only, hash-chained.
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,            -- ISO 8601 UTC
+    actor TEXT NOT NULL,         -- user name, or "cli:<os user>" for commands run on the machine
+    address TEXT NOT NULL,       -- client IP for the web, host name for the CLI
+    action TEXT NOT NULL,        -- login, login_failed, search, view_message, export, ingest, ...
+    details TEXT NOT NULL,       -- JSON
+    outcome TEXT NOT NULL,       -- ok / denied / error / partial
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class CaseError(Exception):
+    """The case folder is missing, unreadable, or from an incompatible version."""
+
+
+def now_utc() -> str:
+    return iso_utc(datetime.now(UTC))
+
+
+class Case:
+    """An open case folder. One instance per thread (SQLite connections are not shared)."""
+
+    def __init__(self, folder: str | os.PathLike[str], *, create: bool = False):
+        self.folder = Path(folder)
+        if not (self.folder / "case.db").exists():
+            if not create:
+                raise CaseError(
+                    f"{self.folder}: not a case folder (no case.db). Ingest something into it first, "
+                    f"e.g. `discovery ingest EXPORT --case {self.folder}`."
+                )
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._engine: Any = None
+        self.db = sqlite3.connect(self.folder / "case.db", check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    @property
+    def index_dir(self) -> Path:
+        return self.folder / "index"
+
+    @property
+    def originals_dir(self) -> Path:
+        return self.folder / "originals"
+
+    def _migrate(self) -> None:
+        self.db.executescript(SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("created_at", now_utc())
+            self.set_meta("engine", "whoosh")
+        elif int(version) > SCHEMA_VERSION:
+            raise CaseError(
+                f"{self.folder}: case schema version {version} is newer than this tool "
+                f"understands ({SCHEMA_VERSION}); upgrade discovery."
+            )
+        self.db.commit()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self.db
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def engine(self) -> Any:
+        """The case's full-text engine, opened once and reused (its searcher is cached)."""
+        if self._engine is None:
+            from discovery.engines import open_engine
+
+            self._engine = open_engine(self)
+        return self._engine
+
+    def close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def close(self) -> None:
+        self.close_engine()
+        self.db.close()
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        def count(sql: str) -> int:
+            return int(self.db.execute(sql).fetchone()[0])
+
+        return {
+            "messages": count("SELECT COUNT(*) FROM messages"),
+            "conversations": count("SELECT COUNT(*) FROM conversations"),
+            "participants": count("SELECT COUNT(*) FROM participants"),
+            "sources": count("SELECT COUNT(*) FROM sources"),
+            "exceptions": count("SELECT COUNT(*) FROM exceptions"),
+            "duplicates": count("SELECT COUNT(*) FROM duplicates"),
+            "ingest_runs": count("SELECT COUNT(*) FROM ingest_runs"),
+        }
+
+    def messages_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Full message records (the JSON contract's M) for IDS, keyed by id."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.id IN ({marks})", chunk):
+                out[row["id"]] = message_record(row)
+        return out
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        return self.messages_by_id([message_id]).get(message_id)
+
+    def window(self, message_id: str, before: int, after: int) -> list[dict[str, Any]]:
+        """The message with up to BEFORE/AFTER neighbours in its stream, in time order."""
+        anchor = self.db.execute(
+            "SELECT stream, sent_at_us, id FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if anchor is None:
+            return []
+        stream, at, mid = anchor
+        earlier = self.db.execute(
+            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) < (?, ?) "
+            "ORDER BY m.sent_at_us DESC, m.id DESC LIMIT ?",
+            (stream, at, mid, before),
+        ).fetchall()
+        later = self.db.execute(
+            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) >= (?, ?) "
+            "ORDER BY m.sent_at_us, m.id LIMIT ?",
+            (stream, at, mid, after + 1),
+        ).fetchall()
+        return [message_record(row) for row in [*reversed(earlier), *later]]
+
+    def exceptions(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, run_id, path, member, locator, error, raw, created_at FROM exceptions ORDER BY id"
+        )
+        return [dict(row) for row in rows]
+
+
+MESSAGE_SELECT = """
+SELECT m.*, c.name AS conversation_name, c.type AS conversation_type,
+       COALESCE(p.name, m.sender_name) AS resolved_sender_name,
+       s.path AS source_path, s.member AS source_member, s.sha256 AS source_sha256,
+       s.container_sha256 AS source_container_sha256
+FROM messages m
+LEFT JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN participants p ON p.id = m.sender_id
+JOIN sources s ON s.id = m.source_id
+"""
+
+
+def message_record(row: sqlite3.Row) -> dict[str, Any]:
+    """One row of MESSAGE_SELECT as the message model's JSON shape (the search contract's M)."""
+    return {
+        "id": row["id"],
+        "native_id": row["native_id"],
+        "source_format": row["source_format"],
+        "conversation_id": row["conversation_id"],
+        "conversation_name": row["conversation_name"] or row["conversation_id"],
+        "conversation_type": row["conversation_type"],
+        "thread_id": row["thread_id"],
+        "reply_to": row["reply_to"],
+        "bundle_id": row["bundle_id"],
+        "sender_id": row["sender_id"],
+        "sender_name": row["resolved_sender_name"] or row["sender_id"],
+        "sender_kind": row["sender_kind"],
+        "sent_at": row["sent_at"],
+        "sent_at_raw": row["sent_at_raw"],
+        "tz_assumption": row["tz_assumption"],
+        "edited": bool(row["edited"]),
+        "edited_at": row["edited_at"],
+        "deleted": bool(row["deleted"]),
+        "kind": row["kind"],
+        "text": row["text"],
+        "mentions": json.loads(row["mentions"]),
+        "attachments": json.loads(row["attachments"]),
+        "reactions": json.loads(row["reactions"]),
+        "custodian": row["custodian"],
+        "source": {
+            "sha256": row["source_sha256"],
+            "path": row["source_path"],
+            "member": row["source_member"],
+            "container_sha256": row["source_container_sha256"],
+            "locator": row["locator"],
+        },
+        "raw": row["raw"],
+    }
