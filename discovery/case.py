@@ -287,7 +287,7 @@ class Case:
 
 MESSAGE_SELECT = """
 SELECT m.*, c.name AS conversation_name, c.type AS conversation_type,
-       COALESCE(p.name, m.sender_name) AS resolved_sender_name,
+       COALESCE(m.sender_name, p.name) AS resolved_sender_name,
        s.path AS source_path, s.member AS source_member, s.sha256 AS source_sha256,
        s.container_sha256 AS source_container_sha256
 FROM messages m

@@ -66,6 +66,8 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
         except KeyError as error:
             raise click.BadParameter(str(error.args[0]), param_hint="--format") from error
     options = ParseOptions(timezone=_checked_zone(tz), column_map=_parse_map(column_map))
+    if options.column_map and fmt == "auto":
+        fmt = "generic"  # a column map only means something to the generic CSV/JSONL reader
     case = open_case(case_dir, create=True)
     with _progress_bar(paths) as advance:
         report = run_ingest(case, paths, custodian=custodian, format=fmt, copy_originals=not no_copy,
@@ -200,7 +202,8 @@ def _line(message: dict[str, Any]) -> str:
     if not text and message["attachments"]:
         text = ", ".join(a.get("name") or a.get("type") or "attachment" for a in message["attachments"])
     when = message["sent_at"].replace("T", " ")[:19] + "Z"
-    return f"{marker} {when}  {message['sender_name']}{flags}: {text}"
+    sender = message["sender_name"] or ("(system)" if message["sender_kind"] == "system" else "(unknown sender)")
+    return f"{marker} {when}  {sender}{flags}: {text}"
 
 
 def _marked(text: str, spans: list[list[int]]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import sys
 import zipfile
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 from discovery import __version__, audit
 from discovery.case import Case, now_utc
@@ -28,7 +30,7 @@ from discovery.engine import IndexDoc
 from discovery.model import Message, SourceError, iso_utc
 from discovery.sources import detect, get_adapter
 from discovery.sources.base import Adapter, ParseOptions
-from discovery.sources.files import SourceFile, expand
+from discovery.sources.files import SourceFile, close_archives, expand
 
 BATCH = 2000
 
@@ -77,7 +79,7 @@ def ingest(
         groups: dict[str, tuple[Adapter, list[SourceFile]]] = {}
         for item in expand(path):
             if isinstance(item, SourceError):
-                writer.exception(path, item.locator or None, "", str(item))
+                writer.exception(item.path or path, item.locator or None, "", str(item))
                 continue
             if _inside(item.path, case.folder):
                 writer.exception(item.path, item.member, "", "this file belongs to the case folder itself; "
@@ -104,11 +106,22 @@ def ingest(
         for adapter, files in groups.values():
             _parse_group(adapter, files, writer, options or ParseOptions())
     writer.flush()
+    close_archives()
     case.engine().commit()
     _finish_run(case, report)
     audit.record(case, "ingest", {"paths": paths, "custodian": custodian, **report.to_dict()}, actor=actor,
                  outcome="partial" if report.exceptions else "ok")
     return report
+
+
+def _name_direct_messages(db: sqlite3.Connection) -> None:
+    """A DM has no name in most exports: call it after the people in it, "DM: A ↔ B"."""
+    db.execute(
+        "UPDATE conversations SET name = (SELECT 'DM: ' || group_concat(who, ' ↔ ') FROM ("
+        "  SELECT COALESCE(p.name, p.id) AS who FROM conversation_members cm JOIN participants p"
+        "  ON p.id = cm.participant_id WHERE cm.conversation_id = conversations.id ORDER BY who)) "
+        "WHERE type = 'dm' AND (name IS NULL OR name = '')"
+    )
 
 
 def _inside(path: str, folder: Path) -> bool:
@@ -149,6 +162,7 @@ def _start_run(case: Case, paths: list[str], custodian: str | None, fmt: str, co
 def _finish_run(case: Case, report: IngestReport) -> None:
     status = "partial" if report.exceptions else "complete"
     with case.transaction() as db:
+        _name_direct_messages(db)
         case.set_meta("index_state", "ok")
         db.execute(
             "UPDATE ingest_runs SET finished_at=?, files=?, messages_added=?, duplicates=?, exceptions=?, "
@@ -279,7 +293,8 @@ def _upsert_directory(db, message: Message) -> None:
             continue
         db.execute(
             "INSERT INTO participants(id, name, kind) VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET "
-            "name = COALESCE(excluded.name, name), kind = COALESCE(excluded.kind, kind)",
+            "name = COALESCE(name, excluded.name), "
+            "kind = CASE WHEN kind IS NULL OR kind = 'unknown' THEN COALESCE(excluded.kind, kind) ELSE kind END",
             (person_id, name, kind),
         )
         db.execute(
@@ -330,7 +345,7 @@ def index_docs(case: Case, ids: list[str]) -> Iterator[IndexDoc]:
         marks = ",".join("?" * len(chunk))
         rows = case.db.execute(
             "SELECT m.id, m.text, m.conversation_id, c.name, c.type, m.sender_id, "
-            "COALESCE(p.name, m.sender_name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
+            "COALESCE(m.sender_name, p.name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
             f"m.edited, m.deleted FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
             f"LEFT JOIN participants p ON p.id = m.sender_id WHERE m.id IN ({marks})",
             chunk,
@@ -366,7 +381,7 @@ def reindex(case: Case, batch: int = BATCH) -> int:
 def all_index_docs(case: Case) -> Iterator[IndexDoc]:
     rows = case.db.execute(
         "SELECT m.id, m.text, m.conversation_id, c.name, c.type, m.sender_id, "
-        "COALESCE(p.name, m.sender_name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
+        "COALESCE(m.sender_name, p.name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
         "m.edited, m.deleted FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
         "LEFT JOIN participants p ON p.id = m.sender_id ORDER BY m.seq"
     )
@@ -399,7 +414,8 @@ def _keep_original(case: Case, file: SourceFile) -> str:
     return str(target.relative_to(case.folder))
 
 
-def print_summary(report: IngestReport, out=sys.stderr) -> None:
+def print_summary(report: IngestReport, out: TextIO | None = None) -> None:
+    out = out or sys.stderr
     print(
         f"ingest run {report.run_id}: {report.files} files ({report.unrecognized_files} unrecognised), "
         f"{report.messages_added} messages added, {report.duplicates} duplicates, "

@@ -98,7 +98,8 @@ def epoch_ms_to_utc(value: str | int) -> datetime:
 class SourceError(Exception):
     """A data problem in one record or file; carries where it happened so it can be reported."""
 
-    def __init__(self, message: str, locator: str = "", raw: str | None = None):
+    def __init__(self, message: str, locator: str = "", raw: str | None = None, path: str | None = None):
         super().__init__(message)
         self.locator = locator
         self.raw = raw
+        self.path = path  # the file it concerns, when that is not the one being parsed (e.g. a zip in a folder)

@@ -324,7 +324,7 @@ class _Directory:
             self._learn_reaction(obj, record.envelope.get("message_id"))
 
     def _learn_message(self, message: dict[str, Any]) -> None:
-        for mention in message.get("mentions") or []:
+        for mention in _as_list(message.get("mentions")):
             if isinstance(mention, dict):
                 _put(self.mentioned, mention.get("id"), mention.get("name"))
         if message.get("msg_type") == "merge_forward":
@@ -371,7 +371,7 @@ def _from_event(envelope: dict[str, Any]) -> dict[str, Any]:
     result["sender"] = {"id": _event_id(sender_ids), "sender_type": sender.get("sender_type")}
     result["mentions"] = [
         {"key": m.get("key"), "id": _event_id(m.get("id")), "name": m.get("name")}
-        for m in message.get("mentions") or []
+        for m in _as_list(message.get("mentions"))
         if isinstance(m, dict)
     ]
     return result
@@ -673,6 +673,11 @@ def _content_of(msg_type: str, body: str, ctx: _Context) -> _Content:
 # ----------------------------------------------------------------------------- messages
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A JSON list as given, anything else (absent, null, a wrong type) as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _to_message(record: _Record, directory: _Directory) -> Message | SourceError | None:
     """The Message for a message/event record, a SourceError for a broken one, None for directory entries."""
     kind = _record_kind(record.obj)
@@ -685,11 +690,15 @@ def _to_message(record: _Record, directory: _Directory) -> Message | SourceError
     if kind == "other_event":
         event_type = (record.obj.get("header") or {}).get("event_type", "unknown")
         return SourceError(f"event {event_type!r} carries no message", record.locator, record.raw)
-    message = _from_event(record.obj) if kind == "event" else record.obj
     try:
+        message = _from_event(record.obj) if kind == "event" else record.obj
         return _build(message, record, directory)
     except _Bad as error:
         return SourceError(str(error), record.locator, record.raw)
+    except (TypeError, AttributeError, KeyError, ValueError) as error:
+        # a field of the wrong JSON type somewhere we did not check one by one
+        return SourceError(f"malformed message record: a field has the wrong type ({type(error).__name__}: "
+                           f"{error})", record.locator, record.raw)
 
 
 def _build(obj: dict[str, Any], record: _Record, directory: _Directory) -> Message:
@@ -768,7 +777,7 @@ def _body(obj: dict[str, Any]) -> str:
 
 def _mentions(obj: dict[str, Any], directory: _Directory) -> list[Mention]:
     result = []
-    for item in obj.get("mentions") or []:
+    for item in _as_list(obj.get("mentions")):
         if isinstance(item, dict):
             mention_id = item.get("id") if isinstance(item.get("id"), str) else None
             name = item.get("name") or directory.name(mention_id) or None
@@ -849,7 +858,10 @@ class LarkAdapter:
         for file in files:
             for item in _read(file):
                 if isinstance(item, _Record):
-                    directory.learn(item)
+                    try:
+                        directory.learn(item)
+                    except (TypeError, AttributeError, KeyError, ValueError):
+                        pass  # a record with wrong types teaches nothing; the second pass reports it
         for file in files:
             for item in _read(file):
                 result = item if isinstance(item, SourceError) else _to_message(item, directory)
