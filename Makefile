@@ -20,11 +20,21 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml .ci/pins.txt
 
 install: $(VENV)/.installed
 
-# The demo case: the bundled fixtures, ingested afresh (exit 3 is expected: the fixtures hold
-# deliberately malformed records, and ingest reports them).
+# The demo case: every bundled fixture export, ingested afresh. Exit 3 is expected and accepted:
+# the fixtures hold deliberately malformed records, and ingest reports each one.
+INGEST = $(BIN)/discovery ingest --case $(CASE) --custodian "Demo custodian"
+OK3 = || [ $$? -eq 3 ]
 demo: install
 	rm -rf $(CASE)
-	$(BIN)/discovery ingest fixtures/lark --case $(CASE) --custodian "Demo custodian" || [ $$? -eq 3 ]
+	$(INGEST) fixtures/lark fixtures/slack fixtures/teams fixtures/discord fixtures/gchat \
+		fixtures/mattermost fixtures/rsmf $(OK3)
+	$(INGEST) --timezone Asia/Shanghai fixtures/telegram "fixtures/whatsapp/WhatsApp Chat - Mark Ellison" \
+		"fixtures/whatsapp/WhatsApp Chat with Refund cleanup.txt" "fixtures/whatsapp/WhatsApp Chat with Wang Fang.zip" $(OK3)
+	$(INGEST) --timezone Europe/Berlin "fixtures/whatsapp/WhatsApp Chat mit Revisionsteam.txt" $(OK3)
+	$(INGEST) --timezone Asia/Shanghai fixtures/generic/chatvault_finance-close_2024-10.csv \
+		--map "native_id=Message ID,conversation=Chat,kind=Type,sender=From,sent_at=Date,text=Body,thread_id=Thread,reply_to=Reply To,edited=Edited,deleted=Deleted,attachment=Attachment" $(OK3)
+	$(INGEST) fixtures/generic/matrix_ops-retention.jsonl \
+		--map "native_id=event_id,sent_at=origin_server_ts,conversation=room_name,sender_id=sender,sender_name=sender_display,text=content.body,reply_to=in_reply_to,thread_id=thread_root" $(OK3)
 	$(BIN)/discovery search whitewash --case $(CASE) --context 2 --limit 3
 
 run: demo

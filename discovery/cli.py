@@ -202,6 +202,7 @@ def _line(message: dict[str, Any]) -> str:
     if not text and message["attachments"]:
         text = ", ".join(a.get("name") or a.get("type") or "attachment" for a in message["attachments"])
     when = message["sent_at"].replace("T", " ")[:19] + "Z"
+    text = text.replace("\n", " ⏎ ")
     sender = message["sender_name"] or ("(system)" if message["sender_kind"] == "system" else "(unknown sender)")
     return f"{marker} {when}  {sender}{flags}: {text}"
 
@@ -212,7 +213,7 @@ def _marked(text: str, spans: list[list[int]]) -> str:
         out += [text[last:start], click.style(text[start:end], bold=True, underline=True)]
         last = end
     out.append(text[last:])
-    return "".join(out).replace("\n", " ⏎ ")
+    return "".join(out)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

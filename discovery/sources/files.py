@@ -117,7 +117,7 @@ def expand(path: str) -> Iterator[SourceFile | SourceError]:
     elif target.is_file():
         yield from _expand_file(path)
     else:
-        yield SourceError(f"{path}: no such file or folder", path=path)
+        yield SourceError("no such file or folder", path=path)
 
 
 def _expand_file(path: str) -> Iterator[SourceFile | SourceError]:
@@ -138,7 +138,7 @@ def _expand_zip(path: str) -> Iterator[SourceFile | SourceError]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        yield SourceError(f"{path}: corrupt zip archive ({error})", path=path)
+        yield SourceError(f"corrupt zip archive ({error})", path=path)
         return
     container_sha = sha256_file(path)
     total = 0
@@ -152,7 +152,7 @@ def _expand_zip(path: str) -> Iterator[SourceFile | SourceError]:
                 if total > MAX_TOTAL_BYTES:
                     problem = f"archive expands past {MAX_TOTAL_BYTES} bytes (zip bomb?)"
             if problem:
-                yield SourceError(f"{path}!{info.filename}: {problem}", locator=info.filename, path=path)
+                yield SourceError(problem, locator=info.filename, path=path)
                 if "zip bomb" in problem:
                     return
                 continue
