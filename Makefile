@@ -38,11 +38,15 @@ demo: install
 	$(BIN)/discovery search whitewash --case $(CASE) --context 2 --limit 3
 
 run: demo
-	@echo "(the web UI is not built yet: the sample search above is what make run shows for now)"
+	$(BIN)/discovery serve --case $(CASE) --host $(HOST) --port $(PORT)
 
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download), and fonts
+# so screenshots show Chinese text and emoji instead of empty boxes.
+BROWSER_PACKAGES = chromium fonts-wqy-zenhei fonts-noto-color-emoji
 browser:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wqy; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); fi
 
 test-deps: install browser
 

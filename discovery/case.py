@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_stream ON messages(stream, sent_at_us, id);
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, sent_at_us, id);
+-- covering index for facets over a hit list (sender, conversation, format, month) without table reads
+CREATE INDEX IF NOT EXISTS messages_facets ON messages(id, sender_id, conversation_id, source_format, sent_at_us);
+CREATE INDEX IF NOT EXISTS messages_bundle ON messages(bundle_id) WHERE bundle_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_native ON messages(native_id);
 CREATE TABLE IF NOT EXISTS duplicates (
     message_id TEXT NOT NULL,
     source_id INTEGER NOT NULL REFERENCES sources(id),

@@ -34,6 +34,7 @@ whole document) for JSON, both combined for a page written on one JSONL line
 from __future__ import annotations
 
 import io
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -858,10 +859,9 @@ class LarkAdapter:
         for file in files:
             for item in _read(file):
                 if isinstance(item, _Record):
-                    try:
+                    # a record with wrong types teaches nothing; the second pass reports it
+                    with contextlib.suppress(TypeError, AttributeError, KeyError, ValueError):
                         directory.learn(item)
-                    except (TypeError, AttributeError, KeyError, ValueError):
-                        pass  # a record with wrong types teaches nothing; the second pass reports it
         for file in files:
             for item in _read(file):
                 result = item if isinstance(item, SourceError) else _to_message(item, directory)

@@ -1,0 +1,153 @@
+"""The investigators' web UI: a Flask app factory, one blueprint per area, server-rendered pages.
+
+Every page has a JSON twin (the same URL with ``.json``, or ``Accept: application/json``) built
+from the same data as the HTML. Views only parse parameters, call the library (``discovery.search``,
+``discovery.facets``) and render; the case is opened once per server thread (SQLite connections and
+Whoosh searchers are per thread) and reused across requests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g
+from jinja2 import StrictUndefined
+
+from discovery.case import Case
+
+# script-src 'self' only: no inline script anywhere, the little JS there is lives in static/app.js.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",  # never sent to other sites; same-origin keeps Origin on our POSTs
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def template_folder() -> Path:
+    """Where templates/ is: inside the installed package (discovery.templates), else next to it."""
+    try:
+        from importlib.resources import files
+
+        folder = Path(str(files("discovery.templates")))
+        if (folder / "base.html").is_file():
+            return folder
+    except (ImportError, TypeError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+class CaseHandles:
+    """One open Case per server thread (SQLite connections and Whoosh searchers are per thread)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[Case] = []
+
+    def get(self) -> Case:
+        case = getattr(self._local, "case", None)
+        if case is None:
+            case = Case(self.folder)
+            self._local.case = case
+            with self._lock:
+                self._open.append(case)
+        return case
+
+    def close(self) -> None:
+        with self._lock:
+            cases, self._open = self._open, []
+        for case in cases:
+            case.close()
+        self._local = threading.local()
+
+
+def secret_key(folder: Path) -> str:
+    """The case's session key: made on first use, kept in DIR/secret_key readable by its owner only."""
+    path = folder / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        key = secrets.token_hex(32)
+        out.write(key + "\n")
+    return key
+
+
+def create_app(case: str | os.PathLike[str] | Case | None = None, config: dict[str, Any] | None = None) -> Flask:
+    """Build the web app for the case folder CASE (default: $DISCOVERY_CASE); CONFIG overrides settings."""
+    if isinstance(case, Case):
+        case = case.folder
+    folder = Path(case or os.environ.get("DISCOVERY_CASE") or "")
+    if not str(folder) or not (folder / "case.db").is_file():
+        from discovery.case import CaseError
+
+        raise CaseError(f"{folder}: not a case folder (no case.db); ingest something into it first")
+    templates = template_folder()
+    app = Flask(__name__, template_folder=str(templates), static_folder=str(templates / "static"),
+                static_url_path="/static")
+    app.config.update(
+        CASE_FOLDER=str(folder),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=300,
+    )
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key(folder)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.jinja_env.undefined = StrictUndefined
+    app.extensions["discovery_cases"] = CaseHandles(folder)
+    _install_hooks(app)
+    _register(app)
+    return app
+
+
+def get_case() -> Case:
+    """The request thread's open case."""
+    from flask import current_app
+
+    return current_app.extensions["discovery_cases"].get()
+
+
+def _install_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.vary.add("Accept")
+        response.vary.add("Cookie")
+        started = g.get("started")
+        if started is not None:
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
+
+def _register(app: Flask) -> None:
+    from discovery.web import conversations, errors, messages, render, search, settings
+
+    render.install(app)
+    errors.install(app)
+    for module in (search, conversations, messages, settings):
+        app.register_blueprint(module.bp)
+
+
+__all__ = ["create_app", "get_case", "template_folder"]

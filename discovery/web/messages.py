@@ -1,0 +1,30 @@
+"""One message: its detail panel (provenance, raw source record, ids) with its context. ``/m/<id>.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, request
+
+from discovery.search import MAX_CONTEXT
+from discovery.search import show as run_show
+from discovery.web import get_case, transcript
+from discovery.web.params import integer
+from discovery.web.render import respond
+
+bp = Blueprint("messages", __name__)
+
+
+@bp.get("/m/<message_id>.json", defaults={"fmt": "json"})
+@bp.get("/m/<message_id>", defaults={"fmt": None})
+def show(message_id: str, fmt: str | None) -> Any:
+    case = get_case()
+    context = integer(request.args, "context", 3, 0, MAX_CONTEXT)
+    found = run_show(case, message_id, context)
+    if found is None:
+        abort(404, description=f"There is no message with id {message_id!r} in this case.")
+    message = found["message"]
+    found["related"] = transcript.related(case, [message])
+    carrier = transcript.carrier(case, message)
+    found["carried_in"] = carrier["id"] if carrier else None
+    return respond("messages/show.html", found, fmt=fmt, context=context)
