@@ -33,8 +33,8 @@ whole document) for JSON, both combined for a page written on one JSONL line
 
 from __future__ import annotations
 
-import io
 import contextlib
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
