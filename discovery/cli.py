@@ -12,10 +12,10 @@ from discovery import __version__, audit
 from discovery.commands import register_commands
 from discovery.commands._common import (
     CONTEXT_SETTINGS,
-    EXIT_USAGE,
     case_option,
     emit_json,
     open_case,
+    usage_error,
 )
 
 
@@ -42,9 +42,12 @@ def cli() -> None:
               help="IANA zone (e.g. Asia/Shanghai) for formats whose times have no offset; recorded on each message.")
 @click.option("--map", "column_map", metavar="FIELD=COLUMN,...",
               help="Generic CSV/JSONL: which column holds which field, e.g. sender=From,sent_at=Date,text=Body.")
+@click.option("--engine", type=click.Choice(["whoosh", "tantivy"]), default=None,
+              help="Full-text engine of a NEW case (default whoosh; tantivy needs the optional extra). "
+                   "A case keeps its engine: switch with `discovery reindex --engine`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
 def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: str, no_copy: bool,
-           tz: str | None, column_map: str | None, as_json: bool) -> None:
+           tz: str | None, column_map: str | None, engine: str | None, as_json: bool) -> None:
     """Ingest chat exports (files, folders or zips) into a case.
 
     Exit status: 0 when everything went in, 3 when some records or files failed (each one is
@@ -54,7 +57,9 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
     \b
     Example:
         discovery ingest export.zip more/pages/ --case ./case --custodian "Wang Fang"
+        discovery ingest big-export/ --case ./big-case --engine tantivy
     """
+    from discovery.engines import EngineError, check_engine, use_engine
     from discovery.ingest import ingest as run_ingest
     from discovery.ingest import print_summary
     from discovery.sources import get_adapter
@@ -68,7 +73,18 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
     options = ParseOptions(timezone=_checked_zone(tz), column_map=_parse_map(column_map))
     if options.column_map and fmt == "auto":
         fmt = "generic"  # a column map only means something to the generic CSV/JSONL reader
+    if engine is not None:
+        try:
+            check_engine(engine)
+        except EngineError as error:
+            raise click.BadParameter(str(error), param_hint="--engine") from error
     case = open_case(case_dir, create=True)
+    if engine is not None:
+        try:
+            use_engine(case, engine)
+        except EngineError as error:
+            case.close()
+            raise click.UsageError(str(error)) from error
     with _progress_bar(paths) as advance:
         report = run_ingest(case, paths, custodian=custodian, format=fmt, copy_originals=not no_copy,
                             options=options, progress=advance)
@@ -155,7 +171,7 @@ def search(query: str, case_dir: str, context: int, limit: int, offset: int, sor
         result = run_search(case, query, context=context, limit=limit, offset=offset, sort=sort)
     except QueryError as error:
         audit.record(case, "search", {"query": query, "error": str(error)}, outcome="error")
-        _query_error(query, error)
+        usage_error(str(error), query, error.position)
     audit.record(case, "search", {"query": query, "context": context, "sort": sort, "offset": offset,
                                   "total": result.total})
     if explain and not as_json:
@@ -168,15 +184,6 @@ def search(query: str, case_dir: str, context: int, limit: int, offset: int, sor
     else:
         _print_hits(result)
     case.close()
-
-
-def _query_error(query: str, error: Any) -> None:
-    position = getattr(error, "position", None)
-    lines = [f"Error: {error}"]
-    if position is not None:
-        lines += [f"  {query}", "  " + " " * position + "^"]
-    click.echo("\n".join(lines), err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def _print_hits(result: Any) -> None:
@@ -303,19 +310,29 @@ def exceptions(case_dir: str, as_json: bool) -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @case_option()
-def reindex(case_dir: str) -> None:
+@click.option("--engine", type=click.Choice(["whoosh", "tantivy"]), default=None,
+              help="Rebuild with this engine and make it the case's engine (default: the current one).")
+def reindex(case_dir: str, engine: str | None) -> None:
     """Rebuild the full-text index from case.db (the index is derived data).
 
     \b
     Example:
         discovery reindex --case ./case
+        discovery reindex --case ./case --engine tantivy
     """
-    from discovery.ingest import reindex as run_reindex
+    from discovery.engines import EngineError, check_engine
+    from discovery.engines import reindex as run_reindex
 
+    if engine is not None:
+        try:
+            check_engine(engine)
+        except EngineError as error:
+            raise click.BadParameter(str(error), param_hint="--engine") from error
     case = open_case(case_dir)
-    count = run_reindex(case)
+    count = run_reindex(case, engine)
+    used = case.get_meta("engine")
     case.close()
-    click.echo(f"reindexed {count} messages")
+    click.echo(f"reindexed {count} messages with {used}")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -344,20 +361,46 @@ def formats(as_json: bool) -> None:
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Keep the corpus and case here (default: a temp dir).")
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(1), help="Runs of each query set.")
+@click.option("--engine", "engines", metavar="NAME[,NAME]",
+              help="Compare engines side by side in one run (whoosh, tantivy), each on its own case.")
+@click.option("--no-export", is_flag=True, help="With --engine: skip the export measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON at the end.")
-def bench(messages: int, workdir: str | None, repeats: int, as_json: bool) -> None:
+def bench(messages: int, workdir: str | None, repeats: int, engines: str | None, no_export: bool,
+          as_json: bool) -> None:
     """Measure ingest speed, index size, peak memory and query latency on a generated corpus.
 
     The corpus is Lark-shaped (list-response pages of 50), seeded, so runs compare. Query classes:
     term, phrase, prefix and date-filtered, each with context windows of 3; p50/p95 in ms.
 
+    With --engine, every listed engine ingests the same corpus into its own case (in a child
+    process, so peak RSS is its own) and is timed on the same queries, plus proximity and wildcard
+    classes and an export; a side-by-side table follows, with the floor (reading and hashing the
+    export). --json then prints {"engines": {NAME: {"ingest_msgs_per_s", "index_mb", "peak_rss_mb",
+    "p95_ms": {CLASS: ms}, ...}}, "floor_msgs_per_s", ...}.
+
     \b
     Example:
         discovery bench --messages 200000
+        discovery bench --engine whoosh,tantivy --messages 200000 --json
     """
-    from discovery.bench import run_bench
+    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    if engines is not None:
+        from discovery.bench import run_engines
+        from discovery.engines import EngineError, check_engine
 
-    result = run_bench(messages, workdir=workdir, repeats=repeats, log=lambda line: click.echo(line, err=True))
+        names = [name.strip() for name in engines.split(",") if name.strip()]
+        if not names or len(set(names)) != len(names):
+            raise click.BadParameter("give engine names once each, e.g. whoosh,tantivy", param_hint="--engine")
+        try:
+            for name in names:
+                check_engine(name)
+        except EngineError as error:
+            raise click.BadParameter(str(error), param_hint="--engine") from error
+        result = run_engines(messages, names, workdir=workdir, repeats=repeats, export=not no_export, log=log)
+    else:
+        from discovery.bench import run_bench
+
+        result = run_bench(messages, workdir=workdir, repeats=repeats, log=log)
     if as_json:
         emit_json(result)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -37,3 +38,12 @@ def open_case(case_dir: str, create: bool = False) -> Case:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def usage_error(message: str, text: str | None = None, position: int | None = None) -> NoReturn:
+    """Print MESSAGE (with a caret under POSITION in TEXT, for query errors) and exit 2."""
+    lines = [f"Error: {message}"]
+    if text is not None and position is not None:
+        lines += [f"  {text}", "  " + " " * position + "^"]
+    click.echo("\n".join(lines), err=True)
+    sys.exit(EXIT_USAGE)

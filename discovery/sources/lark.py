@@ -71,7 +71,11 @@ class _Record:
     def raw(self) -> str:
         if self.line is not None:
             return self.line
-        return json.dumps(self.obj, ensure_ascii=False, separators=(",", ":"))
+        return _COMPACT.encode(self.obj)
+
+
+# What json.dumps(obj, ensure_ascii=False, separators=(",", ":")) builds on every call, built once.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class _CountingReader:
@@ -224,7 +228,10 @@ def _json_shape(head: bytes) -> tuple[str, dict[str, Any]]:
     """
     envelope: dict[str, Any] = {}
     try:
-        for prefix, event, value in ijson.parse(io.BytesIO(head.removeprefix(BOM)), use_float=True):
+        # Small reads: the answer is usually in the first few hundred bytes, and ijson turns a whole
+        # read buffer into events before yielding the first (the events are the same either way).
+        events = ijson.parse(io.BytesIO(head.removeprefix(BOM)), use_float=True, buf_size=2048)
+        for prefix, event, value in events:
             if prefix == "" and event == "start_array":
                 return "array", envelope
             if prefix == "data.items" and event == "start_array":
@@ -401,6 +408,7 @@ class _Content:
 
 
 _LINK = re.compile(r"\[([^\[\]]*)\]\(([^()\s]+)\)")
+_ALL_ONLY = re.compile(r"(?:@_all)(?!\d)")  # the placeholder pattern of a message without mention keys
 
 
 def _link(label: str, href: str) -> str:
@@ -418,7 +426,9 @@ class _Context:
         self.by_key = {m.key: m for m in mentions if m.key}
         keys = sorted((k for k in self.by_key if k != "@_all"), key=len, reverse=True) + ["@_all"]
         # Longest key first, and never a key followed by a digit: @_user_1 must not eat @_user_10.
-        self._placeholder = re.compile("(?:" + "|".join(map(re.escape, keys)) + r")(?!\d)")
+        self._placeholder = (
+            _ALL_ONLY if len(keys) == 1 else re.compile("(?:" + "|".join(map(re.escape, keys)) + r")(?!\d)")
+        )
 
     def at(self, key: Any, fallback_name: Any = None) -> str:
         """``@Name`` for a placeholder, an id, or "all"; unknown ones keep their key or id."""
@@ -431,7 +441,10 @@ class _Context:
 
     def render(self, text: str) -> str:
         """Resolve @-placeholders and turn ``[label](url)`` into ``label (url)``."""
-        text = self._placeholder.sub(lambda match: self.at(match.group(0)), text)
+        if self._placeholder is not _ALL_ONLY or "@_all" in text:  # (else nothing can match)
+            text = self._placeholder.sub(lambda match: self.at(match.group(0)), text)
+        if "](" not in text:  # every link has one
+            return text
         return _LINK.sub(lambda match: _link(match.group(1), match.group(2)), text)
 
     def name_of(self, value: Any) -> str:
@@ -781,6 +794,8 @@ def _mentions(obj: dict[str, Any], directory: _Directory) -> list[Mention]:
     for item in _as_list(obj.get("mentions")):
         if isinstance(item, dict):
             mention_id = item.get("id") if isinstance(item.get("id"), str) else None
+            if item.get("key") == "@_all" or mention_id == "all":
+                mention_id = None  # @all names everyone, not a participant with an id
             name = item.get("name") or directory.name(mention_id) or None
             result.append(Mention(id=mention_id, name=name, key=item.get("key")))
     return result
@@ -794,7 +809,15 @@ def _sender_kind(msg_type: str, sender_type: Any) -> str:
 
 # ----------------------------------------------------------------------------- sniffing
 
-_JSON_KEY = re.compile(rb'"([A-Za-z_]{2,40})"\s*:')
+_SCORED_KEYS = (
+    "message_type", "message_id", "chat_type", "msg_type", "create_time", "body", "chat_id", "reaction_type",
+    "emoji_type", "member_id_type", "member_id", "chat_mode", "name", "owner_id_type", "chat_status", "items",
+    "open_id", "en_name", "union_id",
+)
+# The JSON keys _score looks at, as they occur as keys ("key" then optional blanks then a colon).
+# Matching only these finds exactly the members of {every key in the head} & set(_SCORED_KEYS):
+# a key token starts at a quote and no such token can start inside another one.
+_JSON_KEY = re.compile(rb'"(' + b"|".join(k.encode() for k in _SCORED_KEYS) + rb')"\s*:')
 
 
 def _score(head: bytes) -> int:
@@ -804,7 +827,7 @@ def _score(head: bytes) -> int:
         # JSONL whose first line is damaged: judge by the lines that follow, a little less sure
         later = text.find(b"\n{")
         return max(0, _score(text[later + 1 :]) - 20) if later >= 0 else 0
-    keys = {match.group(1).decode("ascii") for match in _JSON_KEY.finditer(text)}
+    keys = {key.decode("ascii") for key in _JSON_KEY.findall(text)}
     if b"im.message.receive_v1" in text or {"message_type", "message_id", "chat_type"} <= keys:
         return 95
     if {"message_id", "msg_type"} <= keys and keys & {"create_time", "body", "chat_id"}:

@@ -1,0 +1,123 @@
+"""transcript.html: one self-contained, printable page: conversations in order, hits marked, context shaded.
+
+Rendered with Jinja2 (autoescape on, undefined names are errors) from templates/export/transcript.html,
+found by the web app's rule: the installed ``discovery.templates`` package, else ``<repo>/templates``.
+The page is written one macro call at a time, so it streams like the other files.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from discovery.export.select import ConversationCount
+from discovery.export.slices import local_text, shown_time
+
+TEMPLATE = "export/transcript.html"
+BATCH = 500
+
+
+def template_folder() -> str:
+    try:
+        return str(importlib.resources.files("discovery.templates"))
+    except ModuleNotFoundError:
+        return str(Path(__file__).resolve().parents[2] / "templates")
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_folder()),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def segments(text: str, spans: list[list[int]] | None) -> list[tuple[str, bool]]:
+    """TEXT cut at the highlight SPANS: (piece, marked) pairs."""
+    out: list[tuple[str, bool]] = []
+    last = 0
+    for start, end in spans or []:
+        if start < last or end <= start:
+            continue
+        out += [(text[last:start], False), (text[start:end], True)]
+        last = end
+    out.append((text[last:], False))
+    return [piece for piece in out if piece[0]]
+
+
+class HtmlWriter:
+    name = "transcript.html"
+
+    def __init__(self, folder: Path, bundle: dict[str, Any], conversations: list[ConversationCount], tz: ZoneInfo):
+        self.macros = environment().get_template(TEMPLATE).module
+        self.tz = tz
+        self.file = open(folder / self.name, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        self.conversations = {conv.id: (index, conv) for index, conv in enumerate(conversations, start=1)}
+        self.current: str | None = None
+        self.batch: list[dict[str, Any]] = []
+        self.file.write(str(self.macros.head({**bundle, "conversations": conversations})))
+
+    def add(self, message: dict[str, Any]) -> None:
+        if message["conversation_id"] != self.current:
+            self.flush()
+            if self.current is not None:
+                self.file.write(str(self.macros.conversation_close()))
+            self.current = message["conversation_id"]
+            index, conv = self.conversations[self.current]
+            self.file.write(str(self.macros.conversation_open({**conv.__dict__, "index": index})))
+        self.batch.append(self.view(message))
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Render the buffered messages in one template call (a call per message costs more than the rest)."""
+        if self.batch:
+            self.file.write(str(self.macros.messages(self.batch)))
+            self.batch = []
+
+    def view(self, m: dict[str, Any]) -> dict[str, Any]:
+        flags = []
+        if m["edited"]:
+            flags.append("edited" + (f" {local_text(m['edited_at'], self.tz)}" if m["edited_at"] else ""))
+        if m["deleted"]:
+            flags.append("recalled/deleted")
+        if m["kind"] != "message":
+            flags.append(m["kind"])
+        extra = []
+        if m["reply_to"]:
+            extra.append(f"in reply to {m['reply_to']}")
+        if m["thread_id"]:
+            extra.append(f"thread {m['thread_id']}")
+        if m["bundle_id"]:
+            extra.append(f"forwarded inside bundle {m['bundle_id']}")
+        for attachment in m["attachments"]:
+            size = f", {attachment['size']} bytes" if attachment.get("size") is not None else ""
+            extra.append(f"attachment: {attachment.get('name') or '(unnamed)'} ({attachment.get('type') or 'file'}"
+                         f"{size}; not included, listed in the source)")
+        if m["reactions"]:
+            extra.append("reactions: " + ", ".join(
+                f"{r.get('emoji')} ×{r.get('count', 1)}" for r in m["reactions"]))
+        source = m["source"]
+        where = source["path"] + (f" ! {source['member']}" if source["member"] else "")
+        provenance = (f"id {m['id']} · native {m['native_id']} · {m['source_format']} · sent {m['sent_at']} "
+                      f"(raw {m['sent_at_raw']}) · source {where} · {source['locator']} · sha256 {source['sha256']}")
+        if m["custodian"]:
+            provenance += f" · custodian {m['custodian']}"
+        return {
+            "bates": m["export"]["bates"], "role": m["export"]["role"],
+            "time": shown_time(m["export"]["sent_at_local"]),
+            "sender": m["sender_name"] or m["sender_id"] or "(unknown sender)", "flags": flags,
+            "segments": segments(m["text"], m.get("highlights")), "extra": extra, "provenance": provenance,
+        }
+
+    def close(self) -> None:
+        self.flush()
+        if self.current is not None:
+            self.file.write(str(self.macros.conversation_close()))
+        self.file.write(str(self.macros.foot()))
+        self.file.close()

@@ -1,0 +1,228 @@
+"""Which messages an export holds: every hit of the query plus its context window, in export order.
+
+The selection lives in TEMP tables of a connection of its own, inside one read transaction, so a
+bundle is cut from one consistent snapshot of case.db even while an ingest runs, and memory stays
+bounded whatever the number of hits: ids go into SQLite, and messages come back in chunks.
+
+Export order is conversation id, then time, then message id. A context window is the same one
+``discovery search`` shows (:meth:`discovery.case.Case.window`): up to N messages before and after
+each hit within its stream (its conversation, or the merged-forward bundle it was carried in);
+overlapping windows merge, and a message is a hit if the query matched it, context otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from discovery.case import MESSAGE_SELECT, Case, message_record
+
+CHUNK = 500  # also the IN (...) list size: old SQLite builds allow 999 variables
+_IN = 500  # ids per IN (...) list
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ConversationCount:
+    id: str
+    name: str
+    type: str | None
+    messages: int
+    hits: int
+
+
+def connect(case: Case) -> sqlite3.Connection:
+    """A private connection to CASE's database holding one read snapshot until it is closed."""
+    db = sqlite3.connect(case.folder / "case.db", isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("BEGIN")
+    return db
+
+
+def temp_table(db: sqlite3.Connection, prefix: str) -> str:
+    """A fresh TEMP table (id, hit, conversation_id, sent_at_us, stream) keyed by id."""
+    name = f"{prefix}_{next(_names)}"
+    db.execute(
+        f"CREATE TEMP TABLE {name} (id TEXT PRIMARY KEY, hit INTEGER NOT NULL, conversation_id TEXT NOT NULL, "
+        "sent_at_us INTEGER NOT NULL, stream TEXT NOT NULL)"
+    )
+    return name
+
+
+def load_hits(db: sqlite3.Connection, table: str, ids: Iterable[str]) -> None:
+    """Put the messages with these IDS into TABLE as hits; ids case.db does not know are skipped."""
+    batch: list[str] = []
+    for message_id in ids:
+        batch.append(message_id)
+        if len(batch) == _IN:
+            _insert_hits(db, table, batch)
+            batch = []
+    if batch:
+        _insert_hits(db, table, batch)
+
+
+def _insert_hits(db: sqlite3.Connection, table: str, ids: list[str]) -> None:
+    marks = ",".join("?" * len(ids))
+    db.execute(
+        f"INSERT OR IGNORE INTO {table} SELECT id, 1, conversation_id, sent_at_us, stream FROM messages "
+        f"WHERE id IN ({marks})",
+        ids,
+    )
+
+
+def expand(db: sqlite3.Connection, hits: str, out: str, context: int) -> None:
+    """Fill OUT with the hits in HITS and every message within CONTEXT of one in its stream."""
+    db.execute(f"INSERT INTO {out} SELECT * FROM {hits}")
+    if context <= 0:
+        return
+    streams = db.execute(
+        f"SELECT h.stream, COUNT(*) AS hits, (SELECT COUNT(*) FROM messages m WHERE m.stream = h.stream) AS size "
+        f"FROM {hits} h GROUP BY h.stream ORDER BY h.stream"
+    ).fetchall()
+    for stream, hit_count, size in streams:
+        if hit_count * (2 * context + 1) * 8 < size:
+            _windows_by_seek(db, hits, out, stream, context)
+        else:
+            _windows_by_scan(db, hits, out, stream, context)
+
+
+def _windows_by_scan(db: sqlite3.Connection, hits: str, out: str, stream: str, context: int) -> None:
+    """One ordered pass over a stream dense with hits: a sliding window marks the neighbours."""
+    rows = db.execute(
+        f"SELECT m.id, m.conversation_id, m.sent_at_us, h.id IS NOT NULL FROM messages m "
+        f"LEFT JOIN {hits} h ON h.id = m.id WHERE m.stream = ? ORDER BY m.sent_at_us, m.id",
+        (stream,),
+    )
+    before: deque[tuple[str, str, int]] = deque(maxlen=context)
+    after = 0
+    picked: list[tuple[str, str, int, str]] = []
+    for message_id, conversation_id, at, is_hit in rows:
+        if is_hit:
+            picked.extend((*row, stream) for row in before)
+            before.clear()
+            after = context
+        elif after:
+            picked.append((message_id, conversation_id, at, stream))
+            after -= 1
+        else:
+            before.append((message_id, conversation_id, at))
+    db.executemany(f"INSERT OR IGNORE INTO {out} VALUES (?, 0, ?, ?, ?)", picked)
+
+
+def _windows_by_seek(db: sqlite3.Connection, hits: str, out: str, stream: str, context: int) -> None:
+    """A few hits in a long stream: fetch each window through the (stream, time, id) index."""
+    anchors = db.execute(f"SELECT id, sent_at_us FROM {hits} WHERE stream = ? ORDER BY sent_at_us, id", (stream,))
+    for message_id, at in anchors.fetchall():
+        for sql in (
+            "SELECT id, conversation_id, sent_at_us, stream FROM messages WHERE stream = ? "
+            "AND (sent_at_us, id) < (?, ?) ORDER BY sent_at_us DESC, id DESC LIMIT ?",
+            "SELECT id, conversation_id, sent_at_us, stream FROM messages WHERE stream = ? "
+            "AND (sent_at_us, id) > (?, ?) ORDER BY sent_at_us, id LIMIT ?",
+        ):
+            rows = db.execute(sql, (stream, at, message_id, context)).fetchall()
+            db.executemany(f"INSERT OR IGNORE INTO {out} VALUES (?, 0, ?, ?, ?)", [tuple(r) for r in rows])
+
+
+class Selection:
+    """The exported messages of one query: build with :meth:`create`, read in export order."""
+
+    def __init__(self, db: sqlite3.Connection, table: str):
+        self.db = db
+        self.table = table
+
+    @classmethod
+    def create(cls, case: Case, hit_ids: Iterable[str] | None, context: int) -> Selection:
+        """HIT_IDS (in any order), or None for every message in the case, with CONTEXT around each."""
+        db = connect(case)
+        hits = temp_table(db, "export_hits")
+        if hit_ids is None:
+            db.execute(f"INSERT INTO {hits} SELECT id, 1, conversation_id, sent_at_us, stream FROM messages")
+        else:
+            load_hits(db, hits, hit_ids)
+        table = temp_table(db, "export_sel")
+        expand(db, hits, table, context)
+        db.execute(f"DROP TABLE {hits}")
+        db.execute(f"CREATE INDEX {table}_order ON {table}(conversation_id, sent_at_us, id)")
+        return cls(db, table)
+
+    def close(self) -> None:
+        self.db.rollback()
+        self.db.close()
+
+    def __enter__(self) -> Selection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def counts(self) -> dict[str, int]:
+        row = self.db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(hit), 0), COUNT(DISTINCT conversation_id) FROM {self.table}"
+        ).fetchone()
+        return {"messages": row[0], "hits": row[1], "context": row[0] - row[1], "conversations": row[2]}
+
+    def conversations(self) -> list[ConversationCount]:
+        rows = self.db.execute(
+            f"SELECT s.conversation_id, c.name, c.type, COUNT(*), SUM(s.hit) FROM {self.table} s "
+            "LEFT JOIN conversations c ON c.id = s.conversation_id GROUP BY s.conversation_id "
+            "ORDER BY s.conversation_id"
+        )
+        return [ConversationCount(r[0], r[1] or r[0], r[2], r[3], r[4]) for r in rows]
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        """Every selected message as the message model M plus ``hit`` (bool), in export order."""
+        last: tuple[str, int, str] = ("", -(2**63), "")
+        while True:
+            keys = self.db.execute(
+                f"SELECT conversation_id, sent_at_us, id, hit FROM {self.table} "
+                "WHERE (conversation_id, sent_at_us, id) > (?, ?, ?) "
+                "ORDER BY conversation_id, sent_at_us, id LIMIT ?",
+                (*last, CHUNK),
+            ).fetchall()
+            if not keys:
+                return
+            ids = [row[2] for row in keys]
+            marks = ",".join("?" * len(ids))
+            records = {
+                row["id"]: message_record(row)
+                for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.id IN ({marks})", ids)
+            }
+            for row in keys:
+                record = records[row[2]]
+                record["hit"] = bool(row[3])
+                yield record
+            last = (keys[-1][0], keys[-1][1], keys[-1][2])
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The source files the selected messages came from, with their ingest runs, by source id."""
+        rows = self.db.execute(
+            f"SELECT s.id, s.path, s.member, s.size, s.sha256, s.container_sha256, s.format, s.custodian, "
+            f"s.limits, s.original, s.ingested_at, s.run_id, r.started_at AS run_started_at, "
+            f"r.finished_at AS run_finished_at, r.tool_version AS run_tool_version, r.arguments AS run_arguments, "
+            f"r.status AS run_status, COUNT(*) AS exported_messages FROM {self.table} x "
+            f"JOIN messages m ON m.id = x.id JOIN sources s ON s.id = m.source_id "
+            f"JOIN ingest_runs r ON r.id = s.run_id GROUP BY s.id ORDER BY s.id"
+        )
+        return [dict(row) for row in rows]
+
+    def participants(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Directory entries (id, name, kind) for participant IDS that case.db knows."""
+        wanted = sorted(set(ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), _IN):
+            chunk = wanted[start : start + _IN]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT id, name, kind FROM participants WHERE id IN ({marks})", chunk):
+                found[row["id"]] = dict(row)
+        return found
+
+    def members(self, conversation_id: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT participant_id FROM conversation_members WHERE conversation_id = ? ORDER BY participant_id",
+            (conversation_id,),
+        )
+        return [row[0] for row in rows]
