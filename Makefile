@@ -23,6 +23,14 @@ install: $(VENV)/.installed
 # The demo case: every bundled fixture export, ingested afresh. Exit 3 is expected and accepted:
 # the fixtures hold deliberately malformed records, and ingest reports each one.
 INGEST = $(BIN)/discovery ingest --case $(CASE) --custodian "Demo custodian"
+# The web UI needs an account: `make demo` adds this admin with a fresh random password each time and
+# prints it once, in a box. No default password exists anywhere.
+DEMO_ADMIN = demo-admin
+LOGIN_BOX = import sys; url, user, password = sys.argv[1:]; \
+	lines = ["Log in to the demo case (make run serves it):", "", "  URL:       " + url, "  user:      " + user, \
+	"  password:  " + password, "", "A new password each time make demo runs; it is shown only here."]; \
+	width = max(map(len, lines)) + 2; edge = "+" + "=" * width + "+"; \
+	print("\n".join(["", edge, *("| " + line.ljust(width - 1) + "|" for line in lines), edge, ""]))
 OK3 = || [ $$? -eq 3 ]
 demo: install
 	rm -rf $(CASE)
@@ -36,6 +44,9 @@ demo: install
 	$(INGEST) fixtures/generic/matrix_ops-retention.jsonl \
 		--map "native_id=event_id,sent_at=origin_server_ts,conversation=room_name,sender_id=sender,sender_name=sender_display,text=content.body,reply_to=in_reply_to,thread_id=thread_root" $(OK3)
 	$(BIN)/discovery search whitewash --case $(CASE) --context 2 --limit 3
+	@password=$$($(BIN)/python -c 'from discovery.users import generate_password; print(generate_password())') && \
+	printf '%s\n' "$$password" | $(BIN)/discovery users add $(DEMO_ADMIN) --role admin --password-stdin --case $(CASE) && \
+	$(BIN)/python -c '$(LOGIN_BOX)' "http://$(HOST):$(PORT)/login" "$(DEMO_ADMIN)" "$$password"
 
 run: demo
 	$(BIN)/discovery serve --case $(CASE) --host $(HOST) --port $(PORT)

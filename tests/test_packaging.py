@@ -52,9 +52,17 @@ def test_installed_app_renders_from_the_package(wheel: Path, tmp_path: Path, dem
         assert web.__file__.startswith(sys.argv[1]), web.__file__
         folder = template_folder()
         assert str(folder).startswith(sys.argv[1]), folder
+        from discovery import users
+        from discovery.case import Case
+        case = Case(sys.argv[2])  # every page needs an account: an API token for this check
+        if users.get(case, "packaging-check") is None:
+            users.add(case, "packaging-check", "auditor", "packaging-check-password")
+        token = users.new_token(case, "packaging-check")
+        case.close()
         app = create_app(case=sys.argv[2], config={"TESTING": True})
         client = app.test_client()
-        page = client.get("/search?q=whitewash")
+        assert client.get("/login").status_code == 200
+        page = client.get("/search?q=whitewash", headers={"Authorization": "Bearer " + token})
         assert page.status_code == 200, page.status_code
         assert "<mark>" in page.get_data(as_text=True)
         css = client.get("/static/app.css")

@@ -9,6 +9,7 @@ import pytest
 
 from discovery.case import Case
 from discovery.search import search
+from tests.conftest import with_csrf
 
 
 class Marks(HTMLParser):
@@ -192,7 +193,7 @@ def test_filter_by_date_range(client):
 
 def test_date_range_is_read_in_the_display_time_zone(client):
     # The 2024-09-18 03:20 UTC hit is on 2024-09-17 in Los Angeles.
-    client.post("/settings", data={"timezone": "America/Los_Angeles"})
+    client.post("/settings", data=with_csrf(client, timezone="America/Los_Angeles"))
     la = client.get("/search.json?q=whitewash&from=2024-09-17&to=2024-09-17").get_json()
     assert la["total"] == 1 and la["timezone"] == "America/Los_Angeles"
     assert client.get("/search.json?q=whitewash&from=2024-09-18&to=2024-09-18").get_json()["total"] == 0

@@ -9,7 +9,7 @@ import pytest
 from markupsafe import Markup
 
 from discovery.web.render import highlight, safe_href, safe_next
-from tests.conftest import XSS
+from tests.conftest import XSS, with_csrf
 
 
 class LiveMarkup(HTMLParser):
@@ -59,8 +59,8 @@ def hostile_pages(client) -> dict[str, str]:
 
 
 @pytest.fixture
-def hostile_client(hostile_app):
-    return hostile_app.test_client()
+def hostile_client(hostile_logins):
+    return hostile_logins.client("investigator")
 
 
 def test_payloads_are_in_the_case(hostile_client):
@@ -111,16 +111,17 @@ def test_no_inline_script_or_style_in_pages(client):
 
 
 def test_session_cookie_is_httponly_and_samesite(client):
-    response = client.post("/settings", data={"timezone": "UTC"})
+    response = client.post("/settings", data=with_csrf(client, timezone="UTC"))
     cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # plain HTTP here
 
 
-def test_settings_refuse_a_post_from_another_site(client):
+def test_settings_refuse_a_post_without_the_csrf_token(client):
     response = client.post("/settings", data={"timezone": "Asia/Tokyo"}, headers={"Origin": "https://evil.example"})
-    assert response.status_code == 403
+    assert response.status_code == 400 and "security token" in response.get_data(as_text=True)
+    assert client.post("/settings", data={"timezone": "Asia/Tokyo", "csrf_token": "forged"}).status_code == 400
     assert client.get("/settings.json").get_json()["timezone"] == "UTC"
-    same = client.post("/settings", data={"timezone": "Asia/Tokyo"}, headers={"Origin": "http://localhost"})
+    same = client.post("/settings", data=with_csrf(client, timezone="Asia/Tokyo"))
     assert same.status_code == 302
 
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tests.conftest import make_app
+from tests.conftest import Logins, make_app, with_csrf
 
 
 def test_default_zone_is_utc_and_times_say_so(client):
@@ -18,7 +18,7 @@ def test_default_zone_is_utc_and_times_say_so(client):
 
 
 def test_zone_setting_changes_display_and_keeps_utc_on_hover(client):
-    response = client.post("/settings", data={"timezone": "Asia/Shanghai", "next": "/search?q=whitewash"})
+    response = client.post("/settings", data=with_csrf(client, timezone="Asia/Shanghai", next="/search?q=whitewash"))
     assert response.status_code == 302 and response.headers["Location"] == "/search?q=whitewash"
     html = client.get("/search?q=whitewash").get_data(as_text=True)
     assert re.search(r'title="2024-09-10 04:02:11\.\d{3} UTC">2024-09-10 12:02:11 CST</time>', html)
@@ -26,29 +26,29 @@ def test_zone_setting_changes_display_and_keeps_utc_on_hover(client):
     assert client.get("/settings.json").get_json() == {"timezone": "Asia/Shanghai"}
 
 
-def test_zone_is_per_session(demo_app):
-    one, two = demo_app.test_client(), demo_app.test_client()
-    one.post("/settings", data={"timezone": "Europe/Berlin"})
+def test_zone_is_per_session(client_as):
+    one, two = client_as("investigator"), client_as("auditor")
+    one.post("/settings", data=with_csrf(one, timezone="Europe/Berlin"))
     assert one.get("/settings.json").get_json()["timezone"] == "Europe/Berlin"
     assert two.get("/settings.json").get_json()["timezone"] == "UTC"
 
 
 def test_json_settings_post(client):
-    response = client.post("/settings.json", data={"timezone": "America/New_York"})
+    response = client.post("/settings.json", data=with_csrf(client, timezone="America/New_York"))
     assert response.get_json() == {"timezone": "America/New_York"}
 
 
 @pytest.mark.parametrize("zone", ["", "Mars/Olympus", "EST5EDT,M3.2.0,M11.1.0", "../../etc/passwd", "x" * 300])
 def test_unknown_zone_is_a_400(client, zone):
-    response = client.post("/settings.json", data={"timezone": zone})
+    response = client.post("/settings.json", data=with_csrf(client, timezone=zone))
     assert response.status_code == 400 and response.get_json()["param"] == "timezone"
-    assert client.post("/settings", data={"timezone": zone}).status_code == 400
+    assert client.post("/settings", data=with_csrf(client, timezone=zone)).status_code == 400
 
 
 def test_redirect_after_saving_stays_on_this_site(client):
-    response = client.post("/settings", data={"timezone": "UTC", "next": "//evil.example/x"})
+    response = client.post("/settings", data=with_csrf(client, timezone="UTC", next="//evil.example/x"))
     assert response.headers["Location"].startswith("/settings")
-    response = client.post("/settings", data={"timezone": "UTC", "next": "https://evil.example/"})
+    response = client.post("/settings", data=with_csrf(client, timezone="UTC", next="https://evil.example/"))
     assert response.headers["Location"].startswith("/settings")
 
 
@@ -60,7 +60,7 @@ def test_settings_page_lists_zones(client):
 def test_case_default_zone(tmp_path, demo_case_dir):
     app = make_app(demo_case_dir, DEFAULT_TIMEZONE="Asia/Tokyo")
     try:
-        assert app.test_client().get("/settings.json").get_json()["timezone"] == "Asia/Tokyo"
+        assert Logins(app).client("auditor").get("/settings.json").get_json()["timezone"] == "Asia/Tokyo"
     finally:
         app.extensions["discovery_cases"].close()
 

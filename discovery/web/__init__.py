@@ -4,10 +4,22 @@ Every page has a JSON twin (the same URL with ``.json``, or ``Accept: applicatio
 from the same data as the HTML. Views only parse parameters, call the library (``discovery.search``,
 ``discovery.facets``) and render; the case is opened once per server thread (SQLite connections and
 Whoosh searchers are per thread) and reused across requests.
+
+Nobody gets in without an account of the case (``discovery.web.auth``); every endpoint is open to
+the roles its blueprint module lists in ``ROLES`` and to nobody else (``discovery.web.access``);
+every search, view, export, login and logout is written to the case's audit trail. A new blueprint
+is added to :data:`BLUEPRINTS` below and declares ``bp`` and ``ROLES``.
+
+Settings (``config=`` or the app's config): ``SESSION_COOKIE_SECURE`` ("auto": Secure over HTTPS),
+``PERMANENT_SESSION_LIFETIME`` (8 h), ``SESSION_IDLE_TIMEOUT`` (30 min), ``LOGIN_MAX_FAILURES`` (5 per
+account and address in ``LOGIN_FAILURE_WINDOW``, 15 min), ``TRUST_PROXY`` (or $DISCOVERY_TRUST_PROXY:
+how many reverse proxies to believe X-Forwarded-For/-Proto/-Host from; 0, the default, believes
+none), ``EXPORT_TMP_DIR`` (where web exports are staged).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
@@ -15,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, g, request
 from jinja2 import StrictUndefined
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from discovery.case import Case
 
@@ -32,6 +45,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # never sent to other sites; same-origin keeps Origin on our POSTs
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+HSTS = "max-age=31536000"  # sent only on responses that went out over HTTPS
 
 
 def template_folder() -> Path:
@@ -98,16 +112,26 @@ def create_app(case: str | os.PathLike[str] | Case | None = None, config: dict[s
     templates = template_folder()
     app = Flask(__name__, template_folder=str(templates), static_folder=str(templates / "static"),
                 static_url_path="/static")
+    from discovery.web.auth import SESSION_SETTINGS
+
     app.config.update(
         CASE_FOLDER=str(folder),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        **SESSION_SETTINGS,
         MAX_CONTENT_LENGTH=64 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=300,
     )
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(folder)
+    # One cookie name per case (derived from its key, one-way): two cases served on the same host
+    # (ports do not separate cookies) keep their sessions apart instead of overwriting each other.
+    if not (config or {}).get("SESSION_COOKIE_NAME"):
+        digest = hashlib.sha256(b"discovery-session-cookie:" + str(app.config["SECRET_KEY"]).encode()).hexdigest()
+        app.config["SESSION_COOKIE_NAME"] = f"discovery_{digest[:10]}"
+    hops = int(app.config.get("TRUST_PROXY") or os.environ.get("DISCOVERY_TRUST_PROXY") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops,  # type: ignore[method-assign]
+                                x_prefix=hops)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.jinja_env.undefined = StrictUndefined
@@ -133,6 +157,10 @@ def _install_hooks(app: Flask) -> None:
     def headers(response: Any) -> Any:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        if request.endpoint != "static":  # evidence and sessions: never kept by a browser or proxy cache
+            response.headers["Cache-Control"] = "no-store"
         response.vary.add("Accept")
         response.vary.add("Cookie")
         started = g.get("started")
@@ -141,13 +169,23 @@ def _install_hooks(app: Flask) -> None:
         return response
 
 
+def blueprint_modules() -> tuple[Any, ...]:
+    """Every blueprint module: each has ``bp`` and ``ROLES`` (its endpoints -> the roles allowed)."""
+    from discovery.web import audit_view, auth, conversations, exports, messages, search, settings
+
+    return (auth, search, conversations, messages, settings, exports, audit_view)
+
+
 def _register(app: Flask) -> None:
-    from discovery.web import conversations, errors, messages, render, search, settings
+    from discovery.web import access, auth, errors, render
 
     render.install(app)
     errors.install(app)
-    for module in (search, conversations, messages, settings):
+    auth.install(app)  # before access: the session is checked before the policy looks at the user
+    modules = blueprint_modules()
+    for module in modules:
         app.register_blueprint(module.bp)
+    access.install(app, modules)
 
 
 __all__ = ["create_app", "get_case", "template_folder"]

@@ -3,6 +3,9 @@
 ``/c/<id>?at=<message id>`` opens the transcript at a message (highlighted); ``?before=`` and
 ``?after=`` give the page just before or after a message (the "load earlier/later" links, which
 the small script fetches with ``partial=1`` and splices in place when JavaScript is on).
+
+Every transcript page shown (the first, and each earlier/later page) is written to the audit trail
+(``view_conversation``: which conversation, where, how many messages, the first and last shown).
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from discovery.query import QueryError
 from discovery.query.match import spans
 from discovery.search import parse_query
 from discovery.web import get_case, transcript
+from discovery.web.access import READERS
+from discovery.web.auth import record_event
 from discovery.web.params import BadParam, integer
 from discovery.web.render import respond, wants_json
 
 bp = Blueprint("conversations", __name__)
+ROLES = {"conversations.index": READERS, "conversations.show": READERS}
 MAX_PAGE = 500
 
 
@@ -40,7 +46,9 @@ def show(conversation_id: str) -> Any:
     named = {key: args.get(key, "").strip() or None for key in ("at", "before", "after")}
     if sum(value is not None for value in named.values()) > 1:
         raise BadParam("at", "give only one of at, before and after")
+    asked = {"conversation_id": conversation_id, **{k: v for k, v in named.items() if v}, "size": size}
     if not transcript.exists(case, conversation_id):
+        record_event("view_conversation", asked, outcome="not_found")
         abort(404, description=f"There is no conversation with id {conversation_id!r} in this case.")
     if named["at"]:
         home = transcript.home_of(case, named["at"])
@@ -53,8 +61,12 @@ def show(conversation_id: str) -> Any:
             return redirect(target)
     found = transcript.page(case, conversation_id, size=size, **named)
     if found is None:
+        record_event("view_conversation", asked, outcome="not_found")
         key, value = next((k, v) for k, v in named.items() if v)
         abort(404, description=f"There is no message {value!r} in this conversation ({key}).")
+    ids = [message["id"] for message in found.messages]
+    record_event("view_conversation", {**asked, "messages": len(ids), "first": ids[0] if ids else None,
+                                       "last": ids[-1] if ids else None, "query": args.get("q") or None})
     data = found.to_dict()
     query = args.get("q", "")[:2000]
     marks = highlights(case, query, [*found.messages, *(m for ms in found.bundles.values() for m in ms)])

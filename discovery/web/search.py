@@ -3,6 +3,8 @@
 ``/search.json`` answers in the shape of ``discovery search --json`` (query, total, hits with
 message, context and score) plus what the page also shows: facets, timeline, the merged context
 blocks and the filters applied.
+
+Every search (not the empty overview) is written to the audit trail: query, filters, page, hit count.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from discovery import facets
 from discovery.query import QueryError
 from discovery.search import search as run_search
 from discovery.web import get_case, transcript, zones
+from discovery.web.access import READERS
+from discovery.web.auth import record_event
 from discovery.web.blocks import merge
 from discovery.web.params import SORT_LABELS, SearchParams
 from discovery.web.render import display_zone_name, respond
 from discovery.web.timeline import chart
 
 bp = Blueprint("search", __name__)
+ROLES = {"search.home": READERS, "search.search": READERS}
 
 
 @bp.get("/")
@@ -45,8 +50,10 @@ def search(fmt: str | None) -> Any:
                             sort=params.sort, filters=params.filter_nodes(where))
         summary = facets.aggregate(case, result.parsed, zone=where, interval=params.interval)
     except QueryError as error:
+        record_event("search", {**_audited(params), "error": str(error)}, outcome="error")
         data = {"error": str(error), "position": error.position, "query": params.q}
         return respond("search/index.html", data, fmt=fmt, status=400, query_error=error, **page)
+    record_event("search", {**_audited(params), "hits": result.total, "shown": len(result.hits)})
     blocks = merge(result.hits, first_number=params.offset + 1)
     data = result.to_dict() | {
         "timezone": zone_name,
@@ -60,6 +67,14 @@ def search(fmt: str | None) -> Any:
     return respond("search/index.html", data, fmt=fmt, result=result, summary=summary, blocks=blocks,
                    related=transcript.related(case, shown), chart=chart(summary.timeline),
                    pages=pagination(result.total, params.page, params.per_page), **page)
+
+
+def _audited(params: SearchParams) -> dict[str, Any]:
+    """What the audit trail keeps of a search: the query, the filters given, and which page."""
+    asked = {key: value for key, value in params.to_dict().items() if value not in (None, "")}
+    return {"query": asked.pop("q", ""), "page": asked.pop("page"), "per_page": asked.pop("per_page"),
+            "sort": asked.pop("sort"), "context": asked.pop("context"), "interval": asked.pop("interval"),
+            "filters": asked}
 
 
 def overview(case: Any) -> dict[str, Any]:
