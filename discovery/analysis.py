@@ -17,6 +17,7 @@ Rules, chosen for evidence:
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 
@@ -97,9 +98,78 @@ def cjk_unigrams(text: str) -> list[Token]:
     return out
 
 
+def token_texts(text: str) -> list[str]:
+    """Exactly ``[token.text for token in tokenize(text)]``, without positions or offsets (for
+    indexing, where a token's position is its place in this list). Much faster."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text.lower())
+    out: list[str] = []
+    for cjk_run, word in _TOKEN.findall(_normalized(text)):
+        if word:
+            out.append(word)
+        elif len(cjk_run) == 1:
+            out.append(cjk_run)
+        else:
+            out.extend([cjk_run[i : i + 2] for i in range(len(cjk_run) - 1)])
+    return out
+
+
+def cjk_unigram_texts(text: str) -> list[str]:
+    """Exactly ``[token.text for token in cjk_unigrams(text)]`` (the positions are not kept)."""
+    if text.isascii():
+        return []
+    return [char for run in _CJK_RUN.findall(_normalized(text)) for char in run]
+
+
 def query_words(text: str) -> list[str]:
     """The token texts a query word or phrase turns into, in order."""
     return [token.text for token in tokenize(text)]
+
+
+_ASCII_WORD = re.compile(r"\w+")  # on ASCII text, \w is [A-Za-z0-9_] and nothing is CJK
+_CJK_RUN = re.compile(f"{_CJK_CHAR}+")
+_COMBINING: frozenset[str] | None = None  # every character with a non-zero combining class
+
+
+def _combining() -> frozenset[str]:
+    global _COMBINING  # noqa: PLW0603 - built once, on the first non-ASCII text (~70 ms)
+    if _COMBINING is None:
+        _COMBINING = frozenset(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c)))
+    return _COMBINING
+
+
+class _FoldTable(dict):
+    """str.translate table: a character's normalized form, computed on first sight and cached."""
+
+    def __missing__(self, code: int) -> str:
+        folded = unicodedata.normalize("NFKC", _INVISIBLE.sub("", chr(code))).casefold()
+        self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+
+
+def _normalized(text: str) -> str:
+    """``_normalize_with_offsets(text)[0]``: the same characters, without building the offsets.
+
+    Without combining marks every character is a cluster of its own, so the clusters' normal
+    forms are just each character's, looked up in a cache by str.translate.
+    """
+    if text.isascii():
+        return text.lower()
+    global _LAST  # noqa: PLW0603 - a one-entry cache: indexing reads each text for two fields
+    last = _LAST
+    if last[0] is text:
+        return last[1]
+    # Without combining marks every character is its own cluster: fold each through the cache.
+    simple = _combining().isdisjoint(text)
+    normalized = text.translate(_FOLD) if simple else _normalize_with_offsets(text)[0]
+    _LAST = (text, normalized)
+    return normalized
+
+
+_LAST: tuple[str, str] = ("", "")
 
 
 def _normalize_with_offsets(text: str) -> tuple[str, list[int]]:

@@ -216,6 +216,23 @@ class Case:
             self.db.rollback()
             raise
 
+    @contextmanager
+    def bulk_writes(self, cache_mb: int = 64) -> Iterator[None]:
+        """A larger page cache for the length of a big write (an ingest run), then the old one back.
+
+        The id-keyed indexes take random inserts; with SQLite's default 2 MB cache their pages are
+        re-read from the OS cache again and again (200,000 messages: 216 vs 236 us of CPU each).
+        Durability is untouched: journal_mode stays WAL and synchronous NORMAL, because case.db is
+        the system of record (synchronous=OFF could corrupt it on a power loss, and in WAL mode a
+        commit does not wait for the disk anyway).
+        """
+        previous = self.db.execute("PRAGMA cache_size").fetchone()[0]
+        self.db.execute(f"PRAGMA cache_size = {-1024 * int(cache_mb)}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA cache_size = {int(previous)}")
+
     def engine(self) -> Any:
         """The case's full-text engine, opened once and reused (its searcher is cached)."""
         if self._engine is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from discovery.case import Case
+from discovery.case import MESSAGE_SELECT, Case, message_record
 from discovery.query import QueryError, parse
 from discovery.query import ast as q
 from discovery.query.match import spans
@@ -61,9 +61,18 @@ def parse_query(case: Case, text: str, filters: list[Any] | None = None) -> Any:
 
 
 def resolve(case: Case, node: Any) -> Any:
-    """Replace filters the engine cannot answer alone (participant, conversation by name)."""
+    """Replace filters the engine cannot answer alone (participant, conversation by name).
+
+    The review fields (``tag:``, ``note:``, ``is:tagged``, ``is:untagged``) become
+    ``Field("ids", frozenset of message ids)`` as case.db's review tables stand now
+    (:func:`discovery.review.resolve_field`).
+    """
     if isinstance(node, q.Field) and node.name == "participant":
         return q.Field("conversation_ids", frozenset(_conversations_with(case, node.value)))
+    if isinstance(node, q.Field) and _is_review_field(node):
+        from discovery.review import resolve_field
+
+        return resolve_field(case, node)
     if isinstance(node, (q.And, q.Or)):
         return type(node)(tuple(resolve(case, child) for child in node.children))
     if isinstance(node, q.Not):
@@ -71,6 +80,10 @@ def resolve(case: Case, node: Any) -> Any:
     if isinstance(node, q.Near):
         return node
     return node
+
+
+def _is_review_field(node: q.Field) -> bool:
+    return node.name in ("tag", "note") or (node.name == "is" and str(node.value).lower() in ("tagged", "untagged"))
 
 
 def _conversations_with(case: Case, who: str) -> list[str]:
@@ -105,13 +118,14 @@ def search(
     node = parse_query(case, query, filters)
     page = case.engine().search(node, sort=sort, offset=offset, limit=limit)
     records = case.messages_by_id(page.ids)
+    windows = _windows(case, [i for i in page.ids if i in records], context)
     hits = []
     for message_id, score in zip(page.ids, page.scores, strict=False):
         message = records.get(message_id)
         if message is None:
             continue  # the index is ahead of case.db only if someone edited case.db by hand
         highlight(node, message)
-        window = case.window(message_id, context, context)
+        window = windows.get(message_id, [])
         for neighbour in window:
             neighbour["hit"] = neighbour["id"] == message_id
             if neighbour["hit"]:
@@ -121,6 +135,35 @@ def search(
         query=query, total=page.total, hits=hits, offset=offset, limit=limit, sort=sort, context=context,
         parsed=node,
     )
+
+
+def _windows(case: Case, ids: list[str], context: int) -> dict[str, list[dict[str, Any]]]:
+    """``case.window(id, context, context)`` for each of IDS, with one anchor lookup for them all."""
+    anchors: dict[str, tuple[str, int]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in case.db.execute(f"SELECT id, stream, sent_at_us FROM messages WHERE id IN ({marks})", chunk):
+            anchors[row[0]] = (row[1], row[2])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for message_id in ids:
+        anchor = anchors.get(message_id)
+        if anchor is None:
+            out[message_id] = []
+            continue
+        stream, at = anchor
+        earlier = case.db.execute(
+            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) < (?, ?) "
+            "ORDER BY m.sent_at_us DESC, m.id DESC LIMIT ?",
+            (stream, at, message_id, context),
+        ).fetchall() if context else []
+        later = case.db.execute(
+            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) >= (?, ?) "
+            "ORDER BY m.sent_at_us, m.id LIMIT ?",
+            (stream, at, message_id, context + 1),
+        ).fetchall()
+        out[message_id] = [message_record(row) for row in [*reversed(earlier), *later]]
+    return out
 
 
 def highlight(node: Any, message: dict[str, Any]) -> None:

@@ -125,8 +125,9 @@ def _layout(head: bytes) -> str:
         # a damaged first line followed by objects, one per line, is still JSONL
         return "jsonl" if b"\n{" in text else "unknown"
     first, newline, rest = text.partition(b"\n")
-    starts_jsonl = _is_json_object(first) or rest.lstrip()[:1] == b"{"
-    if text[:1] == b"{" and newline and rest.strip() and starts_jsonl:
+    if not (text[:1] == b"{" and newline and rest.strip()):
+        return "json"  # (without parsing the first line: it could not change the answer)
+    if rest.lstrip()[:1] == b"{" or _is_json_object(first):
         return "jsonl"
     return "json"
 
