@@ -86,13 +86,15 @@ def export_bundle(
     filters: Sequence[Any] | None = None,
     audit_hook: AuditHook | None = None,
     progress: Progress | None = None,
+    items: Iterable[tuple[str, bool]] | None = None,
 ) -> ExportReport:
     """Export every message QUERY hits in CASE, with CONTEXT messages around each, to the zip OUT_PATH.
 
     FILTERS are extra conditions ANDed with the query: parsed nodes (discovery.query.ast) or query
     strings. TERMS (queries) add search_term_report.csv, each term ANDed with the query and filters.
     SLICE cuts RSMF documents per conversation per 24h/12h/8h of the TZ calendar, or per whole
-    conversation. PROGRESS, if given, is called with (stage, count).
+    conversation. PROGRESS, if given, is called with (stage, count). ITEMS, (message id, is a hit)
+    pairs, export exactly those messages instead of running the query again (a frozen review set).
 
     Raises QueryError (with a position) for a malformed query, discovery.terms.TermError for a bad
     term, ValueError for a bad option. OUT_PATH appears only when the bundle is complete.
@@ -108,8 +110,13 @@ def export_bundle(
     step = progress or (lambda stage, count: None)
     step("search", 0)
     # Every message: read the ids from case.db (the index is derived from it) instead of the engine.
-    hit_ids = None if isinstance(node, q.MatchAll) else case.engine().all_ids(node)
-    with Selection.create(case, hit_ids, context) as selection, tempfile.TemporaryDirectory(
+    if items is not None:  # an exact selection (a frozen review set): the query is not run again
+        hit_ids = None
+        chosen = Selection.exact(case, items)
+    else:
+        hit_ids = None if isinstance(node, q.MatchAll) else case.engine().all_ids(node)
+        chosen = Selection.create(case, hit_ids, context)
+    with chosen as selection, tempfile.TemporaryDirectory(
         dir=out.parent, prefix=".discovery-export-"
     ) as staging_name:
         del hit_ids

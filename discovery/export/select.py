@@ -149,6 +149,18 @@ class Selection:
         db.execute(f"CREATE INDEX {table}_order ON {table}(conversation_id, sent_at_us, id)")
         return cls(db, table)
 
+    @classmethod
+    def exact(cls, case: Case, items: Iterable[tuple[str, bool]]) -> Selection:
+        """Exactly ITEMS, (message id, is a hit) pairs such as a frozen review set: no context is added."""
+        db = connect(case)
+        table = temp_table(db, "export_sel")
+        rows = ((int(hit), message_id) for message_id, hit in items)
+        while batch := list(itertools.islice(rows, _IN)):
+            db.executemany(f"INSERT OR IGNORE INTO {table} SELECT id, ?, conversation_id, sent_at_us, stream "
+                           "FROM messages WHERE id = ?", batch)
+        db.execute(f"CREATE INDEX {table}_order ON {table}(conversation_id, sent_at_us, id)")
+        return cls(db, table)
+
     def close(self) -> None:
         self.db.rollback()
         self.db.close()

@@ -36,6 +36,7 @@ _FIELD_LABELS = {
     "custodian": "custodian is {v}",
     "kind": "kind is {v}",
     "type": "conversation type is {v}",
+    "tag": "tagged {v}",
 }
 
 
@@ -121,6 +122,11 @@ def _describe(node: Node, top: bool = False) -> str:
             return "has an attachment"
         if node.name == "is":
             return f"is {node.value}"
+        if node.name == "note":  # the value is note text to search: a word, or a phrase in its quotes
+            return f"has a note matching {node.value}"
+        if node.name == "ids":  # review fields resolved to message ids (discovery.review.IdSet says which)
+            label = getattr(node.value, "label", "")
+            return label or f"message id is one of {len(node.value)}"
         if node.name in ("sender_ids", "conversation_ids"):
             ids = sorted(node.value)  # type: ignore[call-overload]
             what = "sender" if node.name == "sender_ids" else "conversation"

@@ -27,6 +27,9 @@ Semantics (the engines implement exactly these):
   name; ``format:``, ``custodian:``, ``kind:``, ``type:`` (conversation type) = the whole value.
   ``sender_ids`` / ``conversation_ids`` (frozensets, from the search layer) = id in the set.
   ``participant:`` needs case.db and must be resolved to ``conversation_ids`` first.
+  ``ids`` (a frozenset of message ids, from the search layer) = the message's id in the set; the
+  review fields ``tag:``, ``note:``, ``is:tagged`` and ``is:untagged`` need case.db and must be
+  resolved to it first (``discovery.review.resolve_field``).
   ``has:attachment``, ``is:edited``, ``is:deleted``. Dates: inclusive microsecond bounds on
   ``sent_at_us``. ``NOT x`` = every message without x.
 """
@@ -277,8 +280,12 @@ def _field_matches(node: Field, doc: IndexDoc) -> bool:
     if name in ("sender_ids", "conversation_ids"):
         attr = "sender_id" if name == "sender_ids" else "conversation_id"
         return getattr(doc, attr) in value  # type: ignore[operator]
+    if name == "ids":
+        return doc.id in value  # type: ignore[operator]
     if name == "participant":
         raise ValueError("participant: must be resolved to conversation_ids by the search layer")
+    if name in REVIEW_FIELDS or (name == "is" and str(value).lower() in REVIEW_FLAGS):
+        raise ValueError(f"{name}:{value} must be resolved to message ids by the search layer")
     if not isinstance(value, str):
         raise TypeError(f"field {name} needs a string value")
     if name == "has":
@@ -297,6 +304,10 @@ def _field_matches(node: Field, doc: IndexDoc) -> bool:
         raise ValueError(f"unknown field {name!r}")
     return key == name_key(getattr(doc, attr))
 
+
+# fields that live in case.db's review tables, resolved to Field("ids", ...) by discovery.review
+REVIEW_FIELDS = ("tag", "note")
+REVIEW_FLAGS = ("tagged", "untagged")  # is:tagged, is:untagged
 
 # query field name -> IndexDoc attribute, for plain keyword fields compared with name_key
 KEYWORD_ATTRS = {

@@ -25,6 +25,10 @@ Grammar, loosest binding first (hand-written recursive descent; never Whoosh's p
 - A single CJK character is searched per character (CjkChar); longer CJK runs as bigram phrases.
 - Fields: sender, participant, conversation, format, custodian, kind, type (conversation type),
   date, has:attachment, is:edited, is:deleted; values may be quoted (``sender:"Li Lei"``).
+- Review fields (``discovery.review``; the search layer resolves them from case.db): ``tag:hot``,
+  ``tag:"needs second look"`` (messages carrying the tag now; ``-tag:x`` those without it),
+  ``is:tagged`` / ``is:untagged`` (any tag / none), ``note:word`` or ``note:"a phrase"`` (messages
+  with a note matching the word or phrase: wildcards, fuzzy and stemming work as in the text).
   Dates (UTC, inclusive): ``date:2023-06-01``, ``date:2023-06``, ``date:2023``,
   ``date:2023-06-01..2023-06-30``, ``date:2023-06-01..``, ``date:..2023-06-30``,
   ``date:>=2023-06-01``, ``date:>2023-06-01`` (from the next day), ``date:<2023-07-01``,
@@ -45,6 +49,7 @@ from discovery.query.ast import (
     DateRange,
     Field,
     Fuzzy,
+    MatchAll,
     Near,
     Node,
     Not,
@@ -56,13 +61,15 @@ from discovery.query.ast import (
     and_all,
     name_key,
     or_any,
+    walk,
 )
 
 FIELDS = (
     "sender", "participant", "conversation", "format", "custodian", "kind", "type", "date", "has", "is",
+    "tag", "note",
 )  # fmt: skip
 HAS_VALUES = ("attachment",)
-IS_VALUES = ("edited", "deleted")
+IS_VALUES = ("edited", "deleted", "tagged", "untagged")
 MAX_EDITS = 3
 
 _QUOTES = '"\u201c\u201d'  # straight and curly double quotes
@@ -199,6 +206,8 @@ def _field_tok(name: str, value: str, pos: int, value_pos: int, quoted: bool) ->
         )
     if not value.strip() and not quoted:
         raise QueryError(f"field '{name}:' at position {pos} needs a value, e.g. {lname}:something", pos)
+    if lname == "note" and quoted:  # note: holds text to search: a quoted value is a phrase
+        value, value_pos = f'"{value}"', value_pos - 1
     return _Tok("FIELD", f"{name}:{value}", pos, (lname, value, value_pos))
 
 
@@ -394,9 +403,22 @@ def _field_node(name: str, value: str, pos: int, field_pos: int) -> Node:
         if v not in IS_VALUES:
             raise QueryError(f"is: accepts {', '.join(IS_VALUES)}; got '{value}' at position {pos}", pos)
         return Field("is", v)
+    if name == "note":
+        _check_note(value, pos)
+        return Field("note", value)
     if not name_key(value):
         raise QueryError(f"field '{name}:' at position {field_pos} needs a value", field_pos)
     return Field(name, value)
+
+
+def _check_note(value: str, pos: int) -> None:
+    """A note: value is text to search for in notes: a word or a quoted phrase, no filters."""
+    try:
+        node = parse(value)
+    except QueryError as error:
+        raise QueryError(f"in note:{value} at position {pos}: {error.message}", pos + error.position) from None
+    if isinstance(node, MatchAll) or any(isinstance(part, (Field, DateRange)) for part in walk(node)):
+        raise QueryError(f"note: at position {pos} searches note text: give it a word or a quoted phrase", pos)
 
 
 _YMD = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
