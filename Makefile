@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml .ci/pins.txt
 	$(BIN)/pip install -q --no-deps --require-hashes -r .ci/pins.txt
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tantivy]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -2,12 +2,18 @@
 
 Performance is measured here, never by timed unit tests. The corpus is deterministic (seeded), so
 runs compare; the machines are shared and noisy, so we report medians and p95 over repeats.
+
+``--engine whoosh,tantivy`` (:func:`run_engines`) runs the engines side by side over one generated
+corpus: one case per engine, each engine in its own child process (so each peak RSS is its own),
+the same query classes (plus proximity and wildcard), an export, and the floor (reading, hashing
+and decoding the export, which no ingest can beat).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import resource
 import statistics
@@ -36,6 +42,17 @@ QUERY_CLASSES = {
     "date": ["audit date:2024-03-01..2024-03-31", "evidence date:2024-06", "server date:>=2024-11-01",
              "invoice date:2024-02-01..2024-02-15", "logs date:<2024-01-15"],
 }
+# The side-by-side run (--engine) adds these classes.
+ENGINE_QUERY_CLASSES = {
+    **QUERY_CLASSES,
+    "proximity": ["audit w/5 team", "delete pre/3 evidence", '"check logs" w/10 release',
+                  "(invoice OR vendor) w/4 contract", "evid* w/3 backup"],
+    "wildcard": ["*wash", "ev?dence", "del*ed", "*voic*", "b?ck*"],
+    # "not w/N" is where Tantivy checks candidates by hand (discovery.engine.tantivy_engine)
+    "not_near": ["audit not w/3 team", "server not w/2 backup", "evidence not w/5 delete",
+                 "invoice not w/1 vendor", "(backup OR server) not w/4 delete"],
+}
+EXPORT_QUERY = "whitewash"  # ~1% of the messages, exported with their context windows
 
 
 def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
@@ -168,3 +185,203 @@ def run_bench(messages: int, workdir: str | None = None, repeats: int = 10, cont
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     case.close()
     return result
+
+
+# ---------------------------------------------------------------------------- engines side by side
+
+
+def run_engines(messages: int, engines: list[str], workdir: str | None = None, repeats: int = 10,
+                context: int = 3, export: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate one corpus, then ingest, query and export it once per engine (see the docstring).
+
+    Returns ``{"engines": {NAME: {"ingest_msgs_per_s", "index_mb", "peak_rss_mb", "p95_ms":
+    {CLASS: ms}, ...}}, "floor_msgs_per_s", ...}``.
+    """
+    import multiprocessing
+
+    from discovery.engines import check_engine
+
+    for name in engines:
+        check_engine(name)
+    base = Path(workdir or tempfile.mkdtemp(prefix="discovery-bench-"))
+    corpus = base / "corpus"
+    files = _corpus(corpus, messages, log)
+    floor = floor_msgs_per_s(files)
+    log(f"floor (read + sha256 + json): {floor:,.0f} msgs/s")
+    result: dict[str, Any] = {"messages": messages, "floor_msgs_per_s": round(floor, 1), "context": context,
+                              "repeats": repeats, "queries": ENGINE_QUERY_CLASSES, "engines": {}}
+    # A fresh interpreter per engine: its own peak RSS. Not a Pool: its workers are daemonic and
+    # may not start processes of their own (an engine may index with worker processes).
+    spawn = multiprocessing.get_context("spawn")
+    for name in engines:
+        log(f"--- {name}")
+        out = base / f"figures-{name}.json"
+        out.unlink(missing_ok=True)
+        child = spawn.Process(target=_engine_child, name=f"bench-{name}",
+                              args=(name, str(corpus), str(base / f"case-{name}"), repeats, context, export, str(out)))
+        child.start()
+        child.join()
+        if child.exitcode != 0 or not out.exists():
+            raise RuntimeError(f"the {name} run failed (exit status {child.exitcode}); see the messages above")
+        result["engines"][name] = json.loads(out.read_text())
+        _log_engine(name, result["engines"][name], log)
+    result["agree"] = _agreement(result["engines"])
+    result["cpus"] = os.cpu_count()
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]  # a shared machine: read times with it
+    log("")
+    for line in table(result):
+        log(line)
+    return result
+
+
+def _corpus(folder: Path, messages: int, log: Callable[[str], None]) -> list[Path]:
+    """The generated corpus in FOLDER: reused when a previous run left the same one there."""
+    marker = folder.parent / f"{folder.name}.json"  # beside the corpus: ingest must not see it
+    wanted = {"messages": messages, "seed": 7, "page": PAGE}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        log(f"reusing the {messages} generated messages under {folder}")
+        return [folder / "members.json", *sorted(folder.glob("messages_*.json"))]
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    log(f"generating {messages} messages under {folder} ...")
+    files = generate(folder, messages)
+    marker.write_text(json.dumps(wanted))
+    return files
+
+
+def _engine_child(name: str, corpus: str, case_dir: str, repeats: int, context: int, export: bool,
+                  out: str) -> None:
+    figures = _engine_run(name, corpus, case_dir, repeats, context, export)
+    Path(out).write_text(json.dumps(figures))
+
+
+def _engine_run(name: str, corpus: str, case_dir: str, repeats: int, context: int, export: bool) -> dict[str, Any]:
+    """One engine's part, in a child process: ingest, size, queries, export."""
+    import shutil
+
+    from discovery.engines import use_engine
+    from discovery.ingest import ingest
+    from discovery.search import search
+
+    shutil.rmtree(case_dir, ignore_errors=True)
+    case = Case(Path(case_dir), create=True)
+    use_engine(case, name)
+    clock = _time_engine(case.engine())
+    started = time.perf_counter()
+    report = ingest(case, [corpus], copy_originals=False)
+    elapsed = time.perf_counter() - started
+    out: dict[str, Any] = {
+        "ingested": report.messages_added,
+        "ingest_seconds": round(elapsed, 2),
+        "ingest_msgs_per_s": round(report.messages_added / elapsed, 1),
+        # the engine's own share of the ingest: indexing and committing (reading case.db excluded)
+        "engine_seconds": round(clock["engine"], 2),
+        "engine_msgs_per_s": round(report.messages_added / clock["engine"], 1) if clock["engine"] else None,
+        "index_mb": round(folder_mb(case.index_dir), 1),
+        "case_db_mb": round((case.folder / "case.db").stat().st_size / 1024**2, 1),
+        "peak_rss_mb_after_ingest": round(peak_rss_mb(), 1),
+        "queries": {},
+        "p95_ms": {},
+    }
+    for cls, queries in ENGINE_QUERY_CLASSES.items():
+        timing = _time_queries(lambda q: search(case, q, context=context, limit=20), queries, repeats)
+        totals = [search(case, q, context=0, limit=1).total for q in queries]
+        out["queries"][cls] = {**timing, "hits": totals}
+        out["p95_ms"][cls] = timing["p95_ms"]
+    if export:
+        from discovery.export import bench_export
+
+        figures = bench_export(case, EXPORT_QUERY, context=context, workdir=str(Path(case_dir).parent), verify=False)
+        out["export"] = figures
+        out["export_msgs_per_s"] = figures.get("export_msgs_per_s")
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    case.close()
+    return out
+
+
+def _time_queries(run: Callable[[str], Any], queries: list[str], repeats: int) -> dict[str, float]:
+    """Like time_queries, plus the CPU time of the process (less noisy on a shared machine)."""
+    run(queries[0])
+    wall, cpu = [], []
+    for _ in range(repeats):
+        for query in queries:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            run(query)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+            wall.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(statistics.median(wall), 2), "p95_ms": round(percentile(wall, 95), 2),
+            "cpu_p50_ms": round(statistics.median(cpu), 2), "cpu_p95_ms": round(percentile(cpu, 95), 2)}
+
+
+def _time_engine(engine: Any) -> dict[str, float]:
+    """Wrap ENGINE's writing methods (on the instance) to add up the time spent inside them."""
+    clock = {"engine": 0.0}
+
+    def timed(method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            if args:  # a batch: read it from case.db first, so only the engine's work is timed
+                args = (list(args[0]), *args[1:])
+            started = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                clock["engine"] += time.perf_counter() - started
+
+        return run
+
+    for name in ("add", "add_new", "commit"):
+        if hasattr(engine, name):
+            setattr(engine, name, timed(getattr(engine, name)))
+    return clock
+
+
+def _log_engine(name: str, figures: dict[str, Any], log: Callable[[str], None]) -> None:
+    log(f"{name} ingest: {figures['ingest_msgs_per_s']:,.0f} msgs/s ({figures['ingest_seconds']} s, of which "
+        f"{figures['engine_seconds']} s in the engine), index {figures['index_mb']} MB, "
+        f"peak RSS {figures['peak_rss_mb']} MB")
+    for cls, timing in figures["queries"].items():
+        log(f"{name} {cls:>9}: p50 {timing['p50_ms']} ms, p95 {timing['p95_ms']} ms (hits {timing['hits']})")
+
+
+def _agreement(engines: dict[str, Any]) -> dict[str, Any]:
+    """Do the engines report the same hit count for every query? (They must: same semantics.)"""
+    names = list(engines)
+    differences = []
+    for cls, queries in ENGINE_QUERY_CLASSES.items():
+        for i, query in enumerate(queries):
+            counts = {n: engines[n]["queries"][cls]["hits"][i] for n in names}
+            if len(set(counts.values())) > 1:
+                differences.append({"query": query, "hits": counts})
+    return {"same_hits": not differences, "differences": differences}
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """The side-by-side table (Markdown), one column per engine."""
+    engines = result["engines"]
+    names = list(engines)
+
+    def row(label: str, values: list[str]) -> str:
+        return "| " + " | ".join([label, *values]) + " |"
+
+    def num(value: Any, digits: int = 0) -> str:
+        return "-" if value is None else f"{value:,.{digits}f}"
+
+    lines = [row(f"{result['messages']:,} messages", names), "|" + "---|" * (len(names) + 1)]
+    lines.append(row("ingest msgs/s (end to end)", [num(engines[n]["ingest_msgs_per_s"]) for n in names]))
+    lines.append(row("ingest seconds", [num(engines[n]["ingest_seconds"], 1) for n in names]))
+    lines.append(row("engine msgs/s (its share of ingest)", [num(engines[n].get("engine_msgs_per_s")) for n in names]))
+    lines.append(row("index MB", [num(engines[n]["index_mb"], 1) for n in names]))
+    lines.append(row("case.db MB", [num(engines[n]["case_db_mb"], 1) for n in names]))
+    lines.append(row("peak RSS MB", [num(engines[n]["peak_rss_mb"], 1) for n in names]))
+    for cls in ENGINE_QUERY_CLASSES:
+        lines.append(row(f"{cls} p50 / p95 ms (CPU p95)", [
+            f"{engines[n]['queries'][cls]['p50_ms']} / {engines[n]['queries'][cls]['p95_ms']} "
+            f"({engines[n]['queries'][cls].get('cpu_p95_ms', '-')})" for n in names]))
+    if all("export_msgs_per_s" in engines[n] for n in names):
+        lines.append(row(f"export msgs/s ({EXPORT_QUERY!r} + context)",
+                         [num(engines[n]["export_msgs_per_s"]) for n in names]))
+    lines.append(row("floor msgs/s (read + sha256 + json)", [num(result["floor_msgs_per_s"])] * len(names)))
+    if "load_average" in result:
+        lines.append(f"(load average during the run: {result['load_average']}; {result.get('cpus')} CPUs)")
+    return lines

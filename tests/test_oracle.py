@@ -1,19 +1,20 @@
-"""The Whoosh engine must return exactly the documents the brute-force matcher accepts.
+"""Every engine (Whoosh, Tantivy) must return exactly the documents the brute-force matcher accepts.
 
 Hypothesis builds small corpora (CJK, mixed scripts, punctuation, emoji, zero-width characters,
 full-width Latin, case variants) and queries drawn from their vocabulary; any difference between
-the engine's id set and the oracle's is a bug in the parser, engine or matcher.
+an engine's id set and the oracle's is a bug in the parser, engine or matcher. Both engines agree
+with the oracle, so they agree with each other.
 """
 
 import tempfile
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery.analysis import tokenize
 from discovery.engine import IndexDoc
-from discovery.engine.whoosh_engine import WhooshEngine
 from discovery.query import QueryError, matches, parse, spans
 
 LATIN = [
@@ -216,14 +217,26 @@ def cases(draw):
     return corpus, qs, split, stale
 
 
+@pytest.fixture(scope="module", params=["whoosh", "tantivy"])
+def engine_class(request):
+    if request.param == "tantivy":
+        pytest.importorskip("tantivy")  # an optional extra (`make test` installs it)
+        from discovery.engine.tantivy_engine import TantivyEngine
+
+        return TantivyEngine
+    from discovery.engine.whoosh_engine import WhooshEngine
+
+    return WhooshEngine
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(cases())
-def test_engine_agrees_with_oracle(case):
+@given(case=cases())
+def test_engine_agrees_with_oracle(engine_class, case):
     corpus, qs, split, stale = case
     with tempfile.TemporaryDirectory() as tmp:
-        engine = WhooshEngine(tmp)
+        engine = engine_class(tmp)
         try:
             engine.add([replace(stale, text="stale copy whitewash 清理 logs")])
             engine.add(corpus[:split])
