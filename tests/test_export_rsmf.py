@@ -18,7 +18,9 @@ from discovery.export import rsmf
 from discovery.export.slices import Bates, documents
 from tests.test_export_fixtures import NAMES, build_case, export, unpack
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "reference" / "rsmf" / "rsmf_schema_2_0_0.json"
+# Relativity's RSMF 2.0 schema, vendored with its BSD licence (tests/data/rsmf/LICENSE) so the tests
+# need nothing outside the repository.
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "rsmf" / "rsmf_schema_2_0_0.json"
 
 
 @pytest.fixture(scope="module")
