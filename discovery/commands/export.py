@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -56,9 +57,18 @@ def export(query: str, case_dir: str, out_path: str, context: int, terms_file: s
     case = open_case(case_dir)
     asked = {"query": query, "out": out_path, "context": context, "terms": terms, "slice": slice_name, "tz": tz,
              "bates_prefix": bates_prefix, "bates_start": bates_start}
+    started: list[dict[str, Any]] = []
+
+    def audit_hook(event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The export's own audit entry, written before the bundle closes so chain_of_custody.json holds it."""
+        entry = audit.record(case, "export", {**asked, "counts": event.get("counts")}, outcome="started")
+        started.append(entry)
+        return [entry]
+
     try:
         report = export_bundle(case, query, out_path, context=context, terms=terms, bates_prefix=bates_prefix,
-                               bates_start=bates_start, slice=slice_name, tz=tz, created_by=created_by)
+                               bates_start=bates_start, slice=slice_name, tz=tz, created_by=created_by,
+                               audit_hook=audit_hook)
     except (QueryError, TermError, ValueError) as error:
         audit.record(case, "export", {**asked, "error": str(error)}, outcome="error")
         case.close()
@@ -68,7 +78,8 @@ def export(query: str, case_dir: str, out_path: str, context: int, terms_file: s
             usage_error(f"{terms_file}: {error}", error.term, error.position)
         raise click.UsageError(str(error)) from error
     audit.record(case, "export", {**asked, "bundle_id": report.bundle_id, "fingerprint": report.manifest_sha256,
-                                  "zip_sha256": report.bundle_sha256, "counts": report.counts})
+                                  "zip_sha256": report.bundle_sha256, "counts": report.counts,
+                                  "started_seq": started[0]["seq"] if started else None})
     case.close()
     if as_json:
         emit_json(report.to_dict())
