@@ -33,13 +33,23 @@ EXPECTED = {
     "settings.update": READ,
     "exports.create": READ,
     "audit.index": ("auditor",),
+    "review.tag_message": ("admin", "investigator"),
+    "review.bulk_confirm": ("admin", "investigator"),
+    "review.bulk_apply": ("admin", "investigator"),
+    "review.sets": READ,
+    "review.create_set": ("admin", "investigator"),
+    "review.walk": READ,
+    "review.review_position": ("admin", "investigator"),
+    "terms.report": READ,
+    "terms.download": READ,
 }
 
 
 @pytest.fixture(scope="module")
 def samples(client_as_module: Any) -> dict[str, str]:
     hit = client_as_module("auditor").get("/search.json?q=whitewash").get_json()["hits"][0]["message"]
-    return {"conversation_id": hit["conversation_id"], "message_id": hit["id"], "filename": "app.css"}
+    return {"conversation_id": hit["conversation_id"], "message_id": hit["id"], "filename": "app.css",
+            "set_id": "1", "position": "1"}
 
 
 @pytest.fixture(scope="module")
