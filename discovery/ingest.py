@@ -149,8 +149,8 @@ def _sniff_ahead(items: list[SourceFile | SourceError]) -> dict[int, Adapter | N
     if len(files) < SNIFF_POOL_MIN_FILES or workers < 2:
         return {}
     by_name = {adapter.name: adapter for adapter in adapters()}
-    # Each worker starts with no zip open: the ones inherited from this process share its file offsets.
-    with multiprocessing.get_context("fork").Pool(workers, initializer=close_archives) as pool:
+    # Each worker starts with no zip open (forked, it would share this process's file offsets).
+    with multiprocessing.Pool(workers, initializer=close_archives) as pool:
         answers = pool.map(_sniff_one, [item for _, item in files], chunksize=16)
     return {index: by_name[name] if name else None
             for (index, _), (ok, name) in zip(files, answers, strict=True) if ok}

@@ -304,7 +304,8 @@ def _full_sort(engine, text, offset, limit, sort="relevance"):
 
 FULL_SORT_QUERIES = [
     "audit", "team", "audit OR team", "audit team", "logs -x", "whitewash OR evidence", "清理", '"audit team"',
-    "audit w/2 logs", "logs not w/1 team", "", "date:2023-06-02", "is:edited", "whitewash",
+    "audit w/2 logs", "logs not w/1 team", "", "date:2023-06-02", "is:edited", "whitewash", "-logs", "NOT audit",
+    "sender:u1 date:2023-06-02", "kind:file -is:deleted", "conversation:c2 OR is:edited",
 ]  # fmt: skip
 
 
