@@ -17,9 +17,20 @@ from discovery.commands._common import (
     open_case,
     usage_error,
 )
+from discovery.engine import IndexUnusableError
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _Cli(click.Group):
+    """The command group; an index that cannot answer ends any command with its message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IndexUnusableError as error:
+            usage_error(str(error))
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="discovery")
 def cli() -> None:
     """Search exported chat logs as evidence: every hit in its context, traced to its source bytes.

@@ -36,6 +36,11 @@ class IndexDoc:
     attachment_names: list[str] = field(default_factory=list)
 
 
+class IndexUnusableError(RuntimeError):
+    """The index on disk cannot answer (say, built by an older version); case.db still holds every
+    message, so `discovery reindex` rebuilds it. Raised by an engine when it opens its index."""
+
+
 @dataclass
 class EngineResult:
     total: int  # every matching document, not just this page

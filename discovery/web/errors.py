@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from discovery.engine import IndexUnusableError
 from discovery.query import QueryError
 from discovery.web.params import BadParam
 from discovery.web.render import wants_json
@@ -36,6 +37,10 @@ def install(app: Flask) -> None:
     @app.errorhandler(BadParam)
     def bad_param(error: BadParam) -> Any:
         return error_response(400, "A parameter is not right", error.description or str(error), param=error.param)
+
+    @app.errorhandler(IndexUnusableError)
+    def index_unusable(error: IndexUnusableError) -> Any:  # an operator's job: say which command fixes it
+        return error_response(503, "The search index must be rebuilt", str(error))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
