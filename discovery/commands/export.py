@@ -38,9 +38,11 @@ def export(query: str, case_dir: str, out_path: str, context: int, terms_file: s
 
     The bundle holds README.txt, manifest.json, SHA256SUMS, messages.jsonl, messages.csv,
     transcript.html, RSMF 2.0 files (rsmf/), their text (text/), a Concordance DAT load file
-    with Bates numbers, chain_of_custody.json, and search_term_report.csv with --terms. Use ''
-    as QUERY for every message. The printed fingerprint (SHA-256 of manifest.json) identifies
-    the bundle; record it when you hand the bundle over.
+    with Bates numbers, chain_of_custody.json, and search_term_report.csv with --terms. Each
+    message carries its review tags and notes as of the export (everywhere but the RSMF files,
+    which hold the source conversation only). Use '' as QUERY for every message. The printed
+    fingerprint (SHA-256 of manifest.json) identifies the bundle; record it when you hand the
+    bundle over.
 
     \b
     Example:
@@ -88,6 +90,7 @@ def export(query: str, case_dir: str, out_path: str, context: int, terms_file: s
     bates = f", Bates {report.bates_first} - {report.bates_last}" if report.bates_first else ""
     click.echo(f"wrote {report.path}: {counts['messages']} messages ({counts['hits']} hits, {counts['context']} "
                f"context) in {counts['conversations']} conversations, {counts['documents']} RSMF documents{bates}")
+    click.echo(f"review decisions as of now: {counts['tagged_messages']} tagged messages, {counts['notes']} notes")
     click.echo(f"fingerprint (SHA-256 of manifest.json): {report.manifest_sha256}")
     click.echo(f"zip SHA-256: {report.bundle_sha256} ({report.bytes} bytes, {report.seconds} s)")
 

@@ -12,6 +12,11 @@ document (at most 10,000 messages) is held in memory at once.
 
 Determinism: the same case, query and options give byte-identical files, except manifest.json,
 which alone carries the creation time and the bundle id.
+
+Review decisions travel with the messages: the tags and notes on each exported message as of the
+export (read in the selection's snapshot, discovery.export.review_snapshot) are in messages.jsonl,
+messages.csv, transcript.html and loadfile.dat, and counted in manifest.json (``review``) and
+README.txt; they are not put into the RSMF files, which hold the source conversation only.
 """
 
 from __future__ import annotations
@@ -121,12 +126,13 @@ def export_bundle(
     ) as staging_name:
         del hit_ids
         staging = Path(staging_name)
-        counts = selection.counts()
+        review = selection.review.counts()
+        counts = {**selection.counts(), "tagged_messages": review["tagged_messages"], "notes": review["notes"]}
         conversations = selection.conversations()
         bates = Bates(bates_prefix, bates_start, counts["messages"])
         about = {
             "query": query, "filters": filter_texts, "explained": explain(node), "case": case.folder.name,
-            "context": context, "counts": counts, "tz": zone_info.key, "tool_version": __version__,
+            "context": context, "counts": counts, "review": review, "tz": zone_info.key, "tool_version": __version__,
             "bates_range": (f"{bates(bates_start)} - {bates(bates_start + counts['messages'] - 1)}"
                             if counts["messages"] else "none"),
         }
@@ -164,6 +170,7 @@ def export_bundle(
             "query": {"text": query, "filters": filter_texts, "explained": explain(node)},
             "options": options, "counts": counts, "bates": {"prefix": bates_prefix, "first": first, "last": last,
                                                             "width": bates.width},
+            "review": review,
             "coverage": manifest_mod.COVERAGE,
         }
         entries, bundle_sha256 = write_bundle(staging, manifest, out)

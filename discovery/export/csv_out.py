@@ -4,6 +4,10 @@ Spreadsheet safety: a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or
 would run as a formula in Excel, LibreOffice or Google Sheets ("CSV injection"), so such a cell is
 written with a leading apostrophe, which spreadsheets show as text. messages.jsonl keeps every value
 exactly as it was; this file is for reading.
+
+Columns only ever go on at the end, so consumers that read by position keep working: ``tags``
+(``name (who, when)``, '; ' between tags) and ``notes`` (``[author, created, edited by who when] text``,
+a note a line) are last: the review decisions as of the export.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from discovery.export.review_snapshot import csv_notes, csv_tags
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 COLUMNS = (
@@ -21,7 +27,7 @@ COLUMNS = (
     "conversation_type", "thread_id", "reply_to", "bundle_id", "sender_id", "sender_name", "sender_kind",
     "sent_at", "sent_at_local", "sent_at_raw", "tz_assumption", "edited", "edited_at", "deleted", "kind",
     "text", "highlights", "mentions", "attachments", "reactions", "custodian", "source_path", "source_member",
-    "source_sha256", "source_container_sha256", "source_locator", "raw",
+    "source_sha256", "source_container_sha256", "source_locator", "raw", "tags", "notes",
 )  # fmt: skip
 
 
@@ -66,7 +72,7 @@ class CsvWriter:
             m["sent_at_raw"], m["tz_assumption"], m["edited"], m["edited_at"], m["deleted"], m["kind"], m["text"],
             m.get("highlights") or "", m["mentions"], m["attachments"], m["reactions"], m["custodian"],
             source["path"], source["member"], source["sha256"], source["container_sha256"], source["locator"],
-            m["raw"],
+            m["raw"], csv_tags(m["tags"]), csv_notes(m["notes"]),
         )])
 
     def close(self) -> None:

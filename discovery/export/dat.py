@@ -11,6 +11,10 @@ equal them (the placeholders for attachments travel inside the RSMF, so a family
 Dates are UTC ("YYYY-MM-DD HH:MM:SS", date and time in one field, as RelativityOne expects).
 NATIVE_LINK is the .rsmf, TEXT_LINK its extracted text; hashes are of the .rsmf file. An OPT image
 load file is written only when images are produced, which discovery does not do.
+
+TAGS and NOTES (appended last, so positional readers keep working) are the review decisions as of the
+export: every tag on any message of the document (';' between values), and every note with its
+message's Bates number, author and UTC times (';' between notes; a ';' inside a value becomes ',').
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from discovery.export.review_snapshot import dat_notes, dat_tags
 from discovery.export.slices import Document
 
 DELIMITER = "\x14"
@@ -28,7 +33,7 @@ COLUMNS = (
     "BEGBATES", "ENDBATES", "BEGATTACH", "ENDATTACH", "DOCUMENT_TYPE", "CUSTODIAN", "PLATFORM", "CONVERSATION_ID",
     "CONVERSATION", "CONVERSATION_TYPE", "EVENT_COLLECTION_ID", "SLICE", "DATE_BEGIN_UTC", "DATE_END_UTC",
     "MESSAGE_COUNT", "HIT_COUNT", "ATTACHMENT_COUNT", "PARTICIPANTS", "FILE_NAME", "FILE_SIZE", "MD5_HASH",
-    "SHA1_HASH", "SHA256_HASH", "NATIVE_LINK", "TEXT_LINK",
+    "SHA1_HASH", "SHA256_HASH", "NATIVE_LINK", "TEXT_LINK", "TAGS", "NOTES",
 )  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x13\x15-\x1f\x7f]")
 
@@ -48,6 +53,10 @@ def dat_time(iso: str) -> str:
     return iso[:10] + " " + iso[11:19]
 
 
+def _utc(iso: str) -> str:
+    return dat_time(iso) + " UTC"
+
+
 class DatWriter:
     name = "loadfile.dat"
 
@@ -64,7 +73,7 @@ class DatWriter:
             dat_time(native["end"]), len(doc.messages), doc.hits, native["attachments"],
             ";".join(p.replace(";", ",") for p in native["participants"]), native["native"].split("/")[-1],
             native["size"], native["md5"], native["sha1"], native["sha256"], native["native"].replace("/", "\\"),
-            native["text"].replace("/", "\\"),
+            native["text"].replace("/", "\\"), dat_tags(doc.messages), dat_notes(doc.messages, _utc),
         ]))
         self.rows += 1
 

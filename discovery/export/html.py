@@ -3,6 +3,9 @@
 Rendered with Jinja2 (autoescape on, undefined names are errors) from templates/export/transcript.html,
 found by the web app's rule: the installed ``discovery.templates`` package, else ``<repo>/templates``.
 The page is written one macro call at a time, so it streams like the other files.
+
+Review decisions as of the export are shown with each message: its tags as labels (who, when) and
+its notes in a box under the text (author, times); like everything else they are autoescaped text.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from discovery.export.review_snapshot import note_heading
 from discovery.export.select import ConversationCount
 from discovery.export.slices import local_text, shown_time
 
@@ -113,6 +117,17 @@ class HtmlWriter:
             "time": shown_time(m["export"]["sent_at_local"]),
             "sender": m["sender_name"] or m["sender_id"] or "(unknown sender)", "flags": flags,
             "segments": segments(m["text"], m.get("highlights")), "extra": extra, "provenance": provenance,
+            **self.review_view(m),
+        }
+
+    def review_view(self, m: dict[str, Any]) -> dict[str, Any]:
+        """Tags and notes as the page shows them: times in the export's zone, like the message's."""
+        def shown(iso: str) -> str:
+            return local_text(iso, self.tz)
+
+        return {
+            "tags": [{"name": t["name"], "by": f"{t['added_by']}, {shown(t['added_at'])}"} for t in m["tags"]],
+            "notes": [{"heading": note_heading(n, shown), "text": n["text"]} for n in m["notes"]],
         }
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ def dumps(data: Any) -> str:
 class JsonlWriter:
     """Each line is the message model M (raw source record in ``raw``, provenance in ``source``) plus
     ``hit`` (bool), ``highlights`` ([start, end] character offsets of the query's matches, hits only)
-    and ``export`` (its Bates number, its document's BEGBATES, role hit/context, local time)."""
+    ``export`` (its Bates number, its document's BEGBATES, role hit/context, local time), and the review
+    decisions as of the export: ``tags`` ([{name, added_by, added_at}]) and ``notes`` ([{id, author,
+    created_at, edited_by, edited_at, text}]; edited_* null if never edited), [] when none."""
 
     name = "messages.jsonl"
 

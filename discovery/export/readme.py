@@ -12,19 +12,22 @@ FILES = (
     ("SHA256SUMS", "the SHA-256 of every file but itself (manifest.json included), for sha256sum -c"),
     ("messages.jsonl", "every exported message, one JSON object a line: the message model with its raw "
                        "source record (raw) and provenance (source: file, SHA-256, locator), marked hit or "
-                       "context, with its Bates number and the character ranges the query matched"),
+                       "context, with its Bates number and the character ranges the query matched, and "
+                       "its tags and notes (review decisions as of the export)"),
     ("messages.csv", "the same, flat, UTF-8 with BOM for Excel (cells that a spreadsheet would run as a "
-                     "formula start with an apostrophe; messages.jsonl has the exact values)"),
+                     "formula start with an apostrophe; messages.jsonl has the exact values); the last two "
+                     "columns, tags and notes, hold the review decisions"),
     ("transcript.html", "a self-contained printable page: conversations in order, hits marked, context "
-                        "shaded, times with their zone, provenance under each message; no script, no "
-                        "external files"),
+                        "shaded, times with their zone, provenance, tags and notes with each message; no "
+                        "script, no external files"),
     ("rsmf/<BEGBATES>.rsmf", "RSMF 2.0 (Relativity Short Message Format): one per conversation per slice, "
                              "an e-mail with X-RSMF-* headers, a text body listing the events, and rsmf.zip "
                              "holding rsmf_manifest.json"),
     ("text/<BEGBATES>.txt", "the text body of each RSMF file (the load file's TEXT_LINK)"),
     ("loadfile.dat", "Concordance/Relativity DAT load file, one row per RSMF document: Bates range, "
                      "custodian, dates (UTC), conversation, participants, MD5/SHA-1/SHA-256, native and text "
-                     "links; UTF-8 with BOM, delimiter 0x14, qualifier þ, in-field newline ®"),
+                     "links, and TAGS and NOTES last; UTF-8 with BOM, delimiter 0x14, qualifier þ, "
+                     "in-field newline ®, multi-value separator ;"),
     ("chain_of_custody.json", "every source file the exported messages came from (SHA-256, size, format, "
                               "custodian, ingest run and time, tool version) and this export event"),
 )
@@ -56,6 +59,7 @@ def readme_text(info: dict[str, Any]) -> str:
         f"Source files:   {counts['sources']} (see chain_of_custody.json)",
         f"Attachments:    {counts['attachments']} listed by messages; chat exports hold no attachment bytes, so "
         "each is a placeholder inside its RSMF file",
+        f"Review:         {_review_line(info['review'])}",
         f"Tool:           discovery {info['tool_version']}",
         "Created:        the creation time, creator and bundle id are in manifest.json",
     ]
@@ -68,6 +72,14 @@ def readme_text(info: dict[str, Any]) -> str:
         "Times are UTC (ISO 8601, ending in Z) in messages.jsonl, manifest.json and the RSMF manifests; "
         f"transcript.html, the RSMF text and messages.csv's sent_at_local show them in {info['tz']} with "
         "the UTC offset.",
+        "",
+        "Tags and notes",
+        "-" * 14,
+        "Reviewers' tags (who added each, when) and notes (author, when written and last edited) are a "
+        "snapshot as of the export time: manifest.json's created_at. Tags or notes changed later are not in "
+        "this bundle, and deleted notes are not exported (their history stays in the case). They are in "
+        "messages.jsonl, messages.csv, transcript.html and loadfile.dat, but not in the RSMF files, which "
+        "hold the source conversation only. In loadfile.dat a ';' inside a tag or note becomes ','.",
         "",
         "Bates numbers",
         "-" * 13,
@@ -97,3 +109,10 @@ def readme_text(info: dict[str, Any]) -> str:
         "creation time is in manifest.json.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _review_line(review: dict[str, Any]) -> str:
+    """Counts of the review decisions the bundle carries, e.g. ``3 messages tagged (hot 2, privileged 1), 2 notes``."""
+    tags = ", ".join(f"{name} {count}" for name, count in review["tags"].items())
+    return (f"{review['tagged_messages']} messages tagged{f' ({tags})' if tags else ''}, {review['notes']} notes "
+            f"on {review['messages_with_notes']} messages, as of the export time (see Tags and notes below)")

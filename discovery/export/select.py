@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from discovery.case import MESSAGE_SELECT, Case, message_record
+from discovery.export.review_snapshot import ReviewSnapshot
 
 CHUNK = 500  # also the IN (...) list size: old SQLite builds allow 999 variables
 _IN = 500  # ids per IN (...) list
@@ -133,6 +134,14 @@ class Selection:
     def __init__(self, db: sqlite3.Connection, table: str):
         self.db = db
         self.table = table
+        self._review: ReviewSnapshot | None = None
+
+    @property
+    def review(self) -> ReviewSnapshot:
+        """The selection's tags and notes, read in the same snapshot as its messages."""
+        if self._review is None:
+            self._review = ReviewSnapshot(self.db, self.table)
+        return self._review
 
     @classmethod
     def create(cls, case: Case, hit_ids: Iterable[str] | None, context: int) -> Selection:
@@ -186,7 +195,8 @@ class Selection:
         return [ConversationCount(r[0], r[1] or r[0], r[2], r[3], r[4]) for r in rows]
 
     def messages(self) -> Iterator[dict[str, Any]]:
-        """Every selected message as the message model M plus ``hit`` (bool), in export order."""
+        """Every selected message as the message model M plus ``hit`` (bool) and the review decisions on it
+        now, ``tags`` and ``notes`` (discovery.export.review_snapshot), in export order."""
         last: tuple[str, int, str] = ("", -(2**63), "")
         while True:
             keys = self.db.execute(
@@ -203,9 +213,11 @@ class Selection:
                 row["id"]: message_record(row)
                 for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.id IN ({marks})", ids)
             }
+            tags, notes = self.review.lookup(ids)
             for row in keys:
                 record = records[row[2]]
                 record["hit"] = bool(row[3])
+                record["tags"], record["notes"] = tags[row[2]], notes[row[2]]
                 yield record
             last = (keys[-1][0], keys[-1][1], keys[-1][2])
 

@@ -8,9 +8,9 @@ Checks, in order:
    each file's SHA-256 (and size) equals what SHA256SUMS and manifest.json say (else ALTERED: the
    file, or the listing that disagrees with an intact file and the other listing); SHA256SUMS's line
    for manifest.json matches it, and the two listings agree with each other;
-4. the manifest agrees with the content: message, document and source counts; loadfile.dat has
-   one row per RSMF file, gap-free Bates ranges from the manifest's first to last number, links
-   that resolve and hashes that match;
+4. the manifest agrees with the content: message, hit, tagged-message, note, document and source
+   counts; loadfile.dat has one row per RSMF file, gap-free Bates ranges from the manifest's first
+   to last number, links that resolve and hashes that match;
 5. every RSMF file: one base64 rsmf.zip with rsmf_manifest.json, the schema's structural rules,
    every cross-reference (participants, conversations, parents, attachments, zip files), and
    X-RSMF-* headers equal to the manifest (discovery.export.rsmf.check).
@@ -242,16 +242,23 @@ def _check_content(bundle: _Bundle, manifest: dict[str, Any], result: VerifyResu
 
 
 def _check_jsonl(bundle: _Bundle, counts: dict[str, Any], result: VerifyResult) -> None:
-    """Count messages and hits line by line (the file can be large), checking each line is JSON."""
-    lines = hits = 0
+    """Count messages, hits, tagged messages and notes line by line (the file can be large), checking
+    each line is JSON. Bundles made before tags and notes were exported have no review counts."""
+    lines = hits = tagged = notes = 0
     try:
         with bundle.archive.open("messages.jsonl") as raw, io.TextIOWrapper(raw, encoding="utf-8") as file:
             for lines, line in enumerate(file, start=1):  # noqa: B007 - the count is used after the loop
-                hits += bool(json.loads(line).get("hit"))
-    except (ValueError, AttributeError, zipfile.BadZipFile, zlib.error, EOFError) as error:
+                message = json.loads(line)
+                hits += bool(message.get("hit"))
+                tagged += bool(message.get("tags"))
+                notes += len(message.get("notes") or [])
+    except (ValueError, AttributeError, TypeError, zipfile.BadZipFile, zlib.error, EOFError) as error:
         result.problems.append(f"messages.jsonl cannot be read as JSON lines (near line {max(lines, 1)}): {error}")
         return
-    for what, actual, key in (("messages", lines, "messages"), ("hits", hits, "hits")):
+    checks = [("messages", lines, "messages"), ("hits", hits, "hits")]
+    checks += [(what, actual, key) for what, actual, key in (("tagged messages", tagged, "tagged_messages"),
+                                                             ("notes", notes, "notes")) if key in counts]
+    for what, actual, key in checks:
         if actual != counts.get(key):
             result.problems.append(f"{what} in messages.jsonl: the bundle holds {actual}, manifest.json says "
                                    f"{counts.get(key)}")
