@@ -1,18 +1,29 @@
 """Facet counts and the hit timeline over a WHOLE result set (not just the page shown).
 
-The engine gives every matching id (``engine.all_ids``); the counting happens in case.db: the
-ids go into a temporary table, the few columns facets need are copied beside them once, and each
-facet is a GROUP BY over that small table. Days, months and weeks are local to the display zone:
-the zone's UTC offsets over the hits' time span become one SQL CASE expression, so DST changes
-land on the right day.
+The engine gives every matching id (``engine.all_ids``). The four columns facets need (sender,
+conversation, format, time) of every message are kept in memory per case (:class:`FacetColumns`,
+brought up to date from case.db at each call: messages are only ever added), so the hits are
+counted there (:func:`_aggregate_ids`) and only the names of the senders and conversations found are
+looked up. Days, months and weeks are local to the display zone: each
+hit's UTC offset comes from the zone's offset changes over the hits' time span, so DST changes land
+on the right day.
+
+The plain path (:func:`_fill` then :func:`_aggregate`: the hits' columns copied into a temporary
+table, each facet a GROUP BY over it, the offsets one SQL CASE expression) answers the whole case
+(an empty query) and is what the fast one is checked against.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from array import array
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
 from typing import Any
 
 from dateutil import tz as dateutil_tz
@@ -50,6 +61,7 @@ class Aggregation:
     distinct: dict[str, int] = field(default_factory=dict)  # how many values each facet has in all
     interval: str = "day"
     timeline: list[Bucket] = field(default_factory=list)
+    ids: list[str] | None = field(default=None, repr=False, compare=False)  # every hit id (None: all), for other facets
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +80,19 @@ class Aggregation:
 
 def aggregate(case: Case, node: q.Node, *, zone: tzinfo = UTC, interval: str = "auto", top: int = 10) -> Aggregation:
     """Facets (senders, conversations, months, formats) and a timeline for every message NODE matches."""
+    if interval not in ("auto", *INTERVALS):
+        raise ValueError(f"interval must be auto or one of {', '.join(INTERVALS)}, not {interval!r}")
+    if isinstance(node, q.MatchAll):
+        return _aggregate(case, "messages", zone, interval, top)
+    ids = case.engine().all_ids(node)
+    result = _aggregate_ids(case, ids, zone, interval, top)
+    result.ids = ids
+    return result
+
+
+def aggregate_plain(case: Case, node: q.Node, *, zone: tzinfo = UTC, interval: str = "auto",
+                    top: int = 10) -> Aggregation:
+    """:func:`aggregate` by the plain path (a temporary table and GROUP BYs), for the tests."""
     if interval not in ("auto", *INTERVALS):
         raise ValueError(f"interval must be auto or one of {', '.join(INTERVALS)}, not {interval!r}")
     ids = None if isinstance(node, q.MatchAll) else case.engine().all_ids(node)
@@ -111,6 +136,188 @@ def _fill(case: Case, ids: list[str] | None) -> str:
     return "temp.facet_rows"
 
 
+class FacetColumns:
+    """The facet columns (sender, conversation, format, time) of every message of one case, in memory.
+
+    Messages are only ever added to case.db (ingest inserts them; nothing updates or deletes them),
+    so :meth:`refresh` brings the copy up to date by reading the rows past the highest ``seq`` it
+    holds; when the count does not add up (case.db edited by hand, or another case at the same path)
+    it reads everything again. Values are kept once each, rows as small integer codes: about
+    100 bytes a message.
+    """
+
+    def __init__(self) -> None:
+        self.seq = -1
+        self.count = 0
+        self.row: dict[str, int] = {}
+        self.sender = array("l")
+        self.conversation = array("l")
+        self.format = array("l")
+        self.time = array("q")
+        self.values: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+        self._codes: tuple[dict[Any, int], dict[Any, int], dict[Any, int]] = ({}, {}, {})
+
+    def refresh(self, db: Any) -> None:
+        """Catch up with DB (in one read transaction: the checks and the rows from one snapshot)."""
+        own = not db.in_transaction
+        if own:
+            db.execute("BEGIN")
+        try:
+            top = db.execute("SELECT MAX(seq) FROM messages").fetchone()[0]
+            top = -1 if top is None else int(top)
+            count = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            if top == self.seq and count == self.count:
+                return
+            if top > self.seq:
+                added = db.execute(f"{self._SELECT} WHERE seq > ? ORDER BY seq", (self.seq,)).fetchall()
+                if self.count + len(added) == count:
+                    self._append(added)
+                    self.seq = top
+                    return
+            self.__init__()  # type: ignore[misc]
+            self._append(db.execute(f"{self._SELECT} ORDER BY seq").fetchall())
+            self.seq, self.count = top, count
+        finally:
+            if own:
+                db.commit()  # never leave a transaction open: it would pin this connection to an old snapshot
+
+    _SELECT = "SELECT id, sender_id, conversation_id, source_format, sent_at_us FROM messages"
+
+    def _append(self, rows: list[Any]) -> None:
+        columns = (self.sender, self.conversation, self.format)
+        row = self.row
+        for message_id, *values, at in rows:
+            if message_id in row:
+                continue  # cannot happen (ids are unique); never count one twice
+            row[message_id] = len(self.time)
+            for column, codes, known, value in zip(columns, self._codes, self.values, values, strict=True):
+                code = codes.get(value)
+                if code is None:
+                    code = codes[value] = len(known)
+                    known.append(value)
+                column.append(code)
+            self.time.append(at)
+        self.count += len(rows)
+
+    def counts(self, ids: Iterable[str]) -> tuple[Counter[Any], Counter[Any], Counter[Any], list[int]]:
+        """(senders, conversations, formats) counted over the messages with IDS, and their times;
+        ids case.db does not hold are skipped, duplicates count once."""
+        found = [place for place in map(self.row.get, ids) if place is not None]  # ids' order: near places
+        if len(set(found)) != len(found):
+            found = sorted(set(found))
+        counted = []
+        for column, known in zip((self.sender, self.conversation, self.format), self.values, strict=True):
+            by_code = Counter(map(column.__getitem__, found))
+            counted.append(Counter({known[code]: n for code, n in by_code.items()}))
+        return counted[0], counted[1], counted[2], list(map(self.time.__getitem__, found))
+
+
+_COLUMNS: dict[tuple[str, str | None], FacetColumns] = {}
+_COLUMNS_LOCK = threading.Lock()
+
+
+def facet_columns(case: Case) -> FacetColumns:
+    """CASE's FacetColumns, shared by every thread of the process, brought up to date now."""
+    key = (str(Path(case.folder).resolve()), case.get_meta("created_at"))
+    with _COLUMNS_LOCK:
+        columns = _COLUMNS.get(key)
+        if columns is None:
+            for other in [k for k in _COLUMNS if k[0] == key[0]]:  # a case made anew at the same path
+                del _COLUMNS[other]
+            columns = _COLUMNS[key] = FacetColumns()
+        columns.refresh(case.db)
+        return columns
+
+
+def _aggregate_ids(case: Case, ids: list[str], zone: tzinfo, interval: str, top: int) -> Aggregation:
+    """What :func:`_aggregate` computes for the messages with IDS, counted in memory (see the docstring)."""
+    sender_counts, conversation_counts, format_counts, times = facet_columns(case).counts(ids)
+    result = Aggregation(total=len(times))
+    if not result.total:
+        result.distinct = {"senders": 0, "conversations": 0, "formats": 0}
+        return result
+    db = case.db
+    sender_names = _names(db, "participants", [s for s in sender_counts if s is not None])
+    conversation_names = _names(db, "conversations", [c for c in conversation_counts if c is not None])
+    groups = {
+        "senders": _ranked(sender_counts, lambda s: _coalesce(sender_names.get(s), s, "(unknown sender)")),
+        "conversations": _ranked(conversation_counts, lambda c: _coalesce(conversation_names.get(c), c)),
+        "formats": [FacetValue(fmt, fmt, n) for fmt, n in sorted(format_counts.items(), key=_by_count_then_value)],
+    }
+    for name, values in groups.items():
+        result.facets[name] = values[:top]
+        result.distinct[name] = len(values)
+    days = local_days(times, zone)
+    _fill_dates(result, days, interval, top)
+    return result
+
+
+def _names(db: Any, table: str, ids: list[Any]) -> dict[Any, Any]:
+    """{id: name} for IDS in TABLE (participants or conversations); ids without a row are left out."""
+    if not ids:
+        return {}
+    rows = db.execute(f"SELECT t.id, t.name FROM json_each(?) AS j CROSS JOIN {table} AS t ON t.id = j.value",
+                      (json.dumps(ids),)).fetchall()
+    if db.in_transaction:
+        db.commit()
+    return {row[0]: row[1] for row in rows}
+
+
+def _coalesce(*values: Any) -> Any:
+    """SQL's COALESCE: the first value that is not None (an empty name is a name)."""
+    return next((value for value in values if value is not None), None)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """SQLite's order of mixed values: NULL, then numbers, then text (we only see NULL and text)."""
+    if value is None:
+        return (0, "")
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, value)
+
+
+def _by_count_then_value(item: tuple[Any, int]) -> tuple[int, tuple[int, Any]]:
+    return -item[1], _sort_key(item[0])
+
+
+def _ranked(counts: Counter[Any], label: Any) -> list[FacetValue]:
+    """Every group, most hits first, ties by label (as ``ORDER BY n DESC, label``), then by value."""
+    labelled = [(value, label(value), n) for value, n in counts.items()]
+    labelled.sort(key=lambda item: (-item[2], _sort_key(item[1]), _sort_key(item[0])))
+    return [FacetValue("" if value is None else str(value), str(name), n) for value, name, n in labelled]
+
+
+def local_days(times: list[int], zone: tzinfo) -> Counter[date]:
+    """Counts per local calendar day in ZONE of the instants TIMES (µs since the epoch, UTC)."""
+    if not times:
+        return Counter()
+    changes = offset_changes(zone, min(times), max(times))
+    if len(changes) == 1:
+        offset = changes[0][1]
+        per_day = Counter((at + offset) // DAY_US for at in times)
+    else:
+        bounds = [start for start, _ in changes[1:]]  # the offset of changes[i] holds from bounds[i - 1] on
+        offsets = [offset for _, offset in changes]
+        per_day = Counter((at + offsets[bisect_right(bounds, at)]) // DAY_US for at in times)
+    return Counter({EPOCH_DAY + timedelta(days=day): count for day, count in per_day.items()})
+
+
+def _fill_dates(result: Aggregation, days: Counter[date], interval: str, top: int) -> None:
+    """The months facet and the timeline of RESULT, from the hits per local day."""
+    months = _roll_up(days, "month")
+    result.facets["months"] = [FacetValue(b.first.strftime("%Y-%m"), b.label, b.count)
+                               for b in sorted(months, key=lambda b: b.first, reverse=True)[:top * 2]]
+    result.distinct["months"] = len(months)
+    result.interval = choose_interval(min(days), max(days)) if interval == "auto" else interval
+    result.timeline = timeline(days, result.interval)
+    if len(result.timeline) > _MAX_BARS:  # a forced interval too fine for the span: coarsen it
+        for coarser in INTERVALS[INTERVALS.index(result.interval) + 1:]:
+            result.interval, result.timeline = coarser, timeline(days, coarser)
+            if len(result.timeline) <= _MAX_BARS:
+                break
+
+
 def _aggregate(case: Case, table: str, zone: tzinfo, interval: str, top: int) -> Aggregation:
     db = case.db
     by_format = db.execute(
@@ -137,17 +344,7 @@ def _aggregate(case: Case, table: str, zone: tzinfo, interval: str, top: int) ->
         result.facets[name] = values[:top]
         result.distinct[name] = len(values)
     days = _local_days(case, table, zone, first_us, last_us)
-    months = _roll_up(days, "month")
-    result.facets["months"] = [FacetValue(b.first.strftime("%Y-%m"), b.label, b.count)
-                               for b in sorted(months, key=lambda b: b.first, reverse=True)[:top * 2]]
-    result.distinct["months"] = len(months)
-    result.interval = choose_interval(min(days), max(days)) if interval == "auto" else interval
-    result.timeline = timeline(days, result.interval)
-    if len(result.timeline) > _MAX_BARS:  # a forced interval too fine for the span: coarsen it
-        for coarser in INTERVALS[INTERVALS.index(result.interval) + 1:]:
-            result.interval, result.timeline = coarser, timeline(days, coarser)
-            if len(result.timeline) <= _MAX_BARS:
-                break
+    _fill_dates(result, days, interval, top)
     return result
 
 
