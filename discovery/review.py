@@ -59,7 +59,7 @@ __all__ = [
     "get_saved", "get_set", "get_tag", "list_notes", "list_saved", "list_sets", "list_tags", "message_tags",
     "next_item", "note_history", "note_ids", "notes_for", "query_ids", "remove_tag", "resolve_field",
     "review_item", "run_saved", "save_search", "set_item", "set_items", "set_message_ids", "set_progress",
-    "share_saved", "tag_counts", "tag_history", "tag_query", "tagged_ids", "update_tag",
+    "share_saved", "tag_counts", "tag_counts_of_query", "tag_history", "tag_query", "tagged_ids", "update_tag",
 ]  # fmt: skip
 
 # name, colour: the tags every case starts with (in this order: review keys 1-5)
@@ -845,6 +845,40 @@ def tag_counts(case: Case, ids: Iterable[str] | None = None) -> TagFacet:
         tagged = int(db.execute(f"SELECT COUNT(DISTINCT mt.message_id) {join}", (param,)).fetchone()[0])
     tags = [TagCount(t.name, t.colour, int(counts.get(t.id, 0)), t.shortcut) for t in list_tags(case)]
     return TagFacet(total=total, tags=tags, tagged=tagged, untagged=total - tagged)
+
+
+def tag_counts_of_query(case: Case, node: q.Node, total: int, ids: Iterable[str] | None = None) -> TagFacet:
+    """The tag facet of a whole search result: NODE (parsed and resolved) finds TOTAL messages.
+
+    IDS, when the caller has every hit id already (the facets did list them), is intersected with
+    the live tag rows in memory: milliseconds even for 200,000 hits. Without it the engine is asked
+    once: for the hits among the tagged messages (NODE AND their ids) when the tagged messages are
+    few beside the hits, else for every hit id. A case nobody has tagged yet costs nothing.
+    """
+    rows = _ready(case).execute("SELECT message_id, tag_id FROM message_tags WHERE removed_at IS NULL").fetchall()
+    tagged_any = frozenset(row[0] for row in rows)
+    hits: frozenset[str] | set[str]
+    if not tagged_any or total == 0:
+        hits = frozenset()
+    elif ids is not None:
+        hits = tagged_any.intersection(ids)
+    elif isinstance(node, q.MatchAll):
+        hits = tagged_any
+    elif total >= _RESTRICT_RATIO * len(tagged_any):
+        hits = set(case.engine().all_ids(q.and_all([node, q.Field("ids", IdSet(tagged_any, "tagged (any tag)"))])))
+    else:
+        hits = tagged_any.intersection(case.engine().all_ids(node))
+    counts: dict[int, int] = {}
+    for message_id, tag_id in rows:
+        if message_id in hits:
+            counts[tag_id] = counts.get(tag_id, 0) + 1
+    tags = [TagCount(t.name, t.colour, counts.get(t.id, 0), t.shortcut) for t in list_tags(case)]
+    return TagFacet(total=total, tags=tags, tagged=len(hits), untagged=total - len(hits))
+
+
+# Restrict the engine to the tagged ids when the hits outnumber them this many times (measured on a
+# 200,000-message case: an id-set query costs about as much as listing 40 hits per id in it).
+_RESTRICT_RATIO = 50
 
 
 # ---------------------------------------------------------------------------------------------- notes

@@ -40,8 +40,19 @@ EXPECTED = {
     "review.create_set": ("admin", "investigator"),
     "review.walk": READ,
     "review.review_position": ("admin", "investigator"),
+    "review.add_note": ("admin", "investigator"),
+    "review.edit_note": ("admin", "investigator"),
+    "review.delete_note": ("admin", "investigator"),
+    "review.tags": READ,
+    "review.define_tag": ("admin",),
+    "review.update_tag": ("admin",),
     "terms.report": READ,
     "terms.download": READ,
+    "saved.index": READ,
+    "saved.create": ("admin", "investigator"),
+    "saved.run": READ,
+    "saved.share": ("admin", "investigator"),
+    "saved.delete": ("admin", "investigator"),
 }
 
 
@@ -49,7 +60,8 @@ EXPECTED = {
 def samples(client_as_module: Any) -> dict[str, str]:
     hit = client_as_module("auditor").get("/search.json?q=whitewash").get_json()["hits"][0]["message"]
     return {"conversation_id": hit["conversation_id"], "message_id": hit["id"], "filename": "app.css",
-            "set_id": "1", "position": "1"}
+            "set_id": "1", "position": "1", "note_id": "999999",
+            "saved_id": "999999"}
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -98,9 +99,11 @@ def test_each_hit_shows_its_tags_and_a_tag_form(logins):
     client.post(f"/m/{mid}/tags", data=with_csrf(client, tag="responsive"))
     html = client.get("/search?q=whitewash").get_data(as_text=True)
     assert f'action="/m/{mid}/tags"' in html and 'name="next" value="/search?q=whitewash"' in html
-    assert '<span class="tag" title="tagged by test-investigator">responsive</span>' in html
+    chip = re.search(r'<span class="tag" title="tagged by test-investigator"><svg class="swatch"[^>]*>'
+                     r'<circle [^>]*fill="(#[0-9a-f]{6})"></circle></svg>responsive</span>', html)
+    assert chip and chip.group(1) == "#2e7d32"  # the default colour of "responsive"
     auditor = logins.client("auditor").get("/search?q=whitewash").get_data(as_text=True)
-    assert ">responsive</span>" in auditor and "tag-form" not in auditor
+    assert "</svg>responsive</span>" in auditor and "tag-form" not in auditor
 
 
 def test_walk_a_review_set(logins):

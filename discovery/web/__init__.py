@@ -171,9 +171,9 @@ def _install_hooks(app: Flask) -> None:
 
 def blueprint_modules() -> tuple[Any, ...]:
     """Every blueprint module: each has ``bp`` and ``ROLES`` (its endpoints -> the roles allowed)."""
-    from discovery.web import audit_view, auth, conversations, exports, messages, review, search, settings, terms
+    from discovery.web import audit_view, auth, conversations, exports, messages, review, saved, search, settings, terms
 
-    return (auth, search, conversations, messages, settings, exports, audit_view, review, terms)
+    return (auth, search, conversations, messages, settings, exports, audit_view, review, terms, saved)
 
 
 def _register(app: Flask) -> None:

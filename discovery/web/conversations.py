@@ -6,6 +6,7 @@ the small script fetches with ``partial=1`` and splices in place when JavaScript
 
 Every transcript page shown (the first, and each earlier/later page) is written to the audit trail
 (``view_conversation``: which conversation, where, how many messages, the first and last shown).
+Each message shows its tags and notes (in the twin: ``tags`` / ``notes``, message id -> list).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from discovery.web.access import READERS
 from discovery.web.auth import record_event
 from discovery.web.params import BadParam, integer
 from discovery.web.render import respond, wants_json
+from discovery.web.review import review_data
 
 bp = Blueprint("conversations", __name__)
 ROLES = {"conversations.index": READERS, "conversations.show": READERS}
@@ -69,7 +71,9 @@ def show(conversation_id: str) -> Any:
                                        "last": ids[-1] if ids else None, "query": args.get("q") or None})
     data = found.to_dict()
     query = args.get("q", "")[:2000]
-    marks = highlights(case, query, [*found.messages, *(m for ms in found.bundles.values() for m in ms)])
+    shown = [*found.messages, *(m for ms in found.bundles.values() for m in ms)]
+    marks = highlights(case, query, shown)
+    data.update(review_data(case, [m["id"] for m in shown]))
     page = {"found": found, "size": size, "query": query, "marks": marks}
     if args.get("partial") == "1" and not wants_json(fmt):
         return render_template("conversations/_page.html", data=data, **page)

@@ -1,6 +1,7 @@
 """One message: its detail panel (provenance, raw source record, ids) with its context. ``/m/<id>.json``.
 
-Each view is written to the audit trail (``view_message``, as ``discovery show`` does).
+Each view is written to the audit trail (``view_message``, as ``discovery show`` does). The page and
+its twin carry the tags and notes of the message and of its context (``tags`` / ``notes``: id -> list).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from discovery.web.access import READERS
 from discovery.web.auth import record_event
 from discovery.web.params import integer
 from discovery.web.render import respond
+from discovery.web.review import review_data
 
 bp = Blueprint("messages", __name__)
 ROLES = {"messages.show": READERS}
@@ -35,4 +37,5 @@ def show(message_id: str, fmt: str | None) -> Any:
     found["related"] = transcript.related(case, [message])
     carrier = transcript.carrier(case, message)
     found["carried_in"] = carrier["id"] if carrier else None
+    found.update(review_data(case, [message["id"], *(c["id"] for c in found["context"])]))
     return respond("messages/show.html", found, fmt=fmt, context=context)

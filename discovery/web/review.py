@@ -1,43 +1,157 @@
-"""Review pages: tag one message from the results, bulk-tag a search after confirming its exact count,
-and walk a review set one item at a time (keys 1-9 press the tag buttons, see static/review.js).
+"""Review pages: tags and notes beside messages, tag administration, the tag facet, bulk-tagging a
+search after confirming its exact count, and walking a review set (keys 1-9, see static/review.js).
 
-Tagging is for admins and investigators (auditors read, never change); every change is audited by
-``discovery.review`` with the user and address. A bulk change states the count ``count_query`` finds
-and applies ``tag_query`` with that count as ``expected``: if the search finds another number by the
-time it is confirmed, nothing changes and the answer is a 409 asking to confirm the new count.
+Tagging and notes are for admins and investigators (auditors read, never change); defining and
+recolouring tags is for admins. Every change goes through ``discovery.review`` with the user and
+address, which writes it to the audit trail. A bulk change takes the search page's own query,
+filters (turned into query nodes by ``SearchParams.filter_nodes``, as the search page does) and
+context, states the count ``count_query`` finds and applies ``tag_query`` with that count as
+``expected``: if the search finds another number by the time it is confirmed, nothing changes and
+the answer is a 409 asking to confirm the new count.
+
+Pages showing messages call :func:`prefetch` with the ids they show, so each message's tags and
+notes come from two queries per page (the template globals ``review_tags`` / ``review_notes``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from discovery import review
 from discovery.query import QueryError
+from discovery.query import ast as q
+from discovery.query.parser import parse
 from discovery.search import show as run_show
-from discovery.web import get_case
+from discovery.web import get_case, zones
 from discovery.web.access import READERS
 from discovery.web.errors import error_response
-from discovery.web.params import BadParam
-from discovery.web.render import respond, safe_next, wants_json
+from discovery.web.params import BadParam, SearchParams
+from discovery.web.render import display_zone_name, respond, safe_next, url_with, wants_json
 
 bp = Blueprint("review", __name__)
 TAGGERS: tuple[str, ...] = ("admin", "investigator")
+TAG_ADMINS: tuple[str, ...] = ("admin",)
 ROLES = {"review.tag_message": TAGGERS, "review.bulk_confirm": TAGGERS, "review.bulk_apply": TAGGERS,
          "review.sets": READERS, "review.create_set": TAGGERS, "review.walk": READERS,
-         "review.review_position": TAGGERS}
+         "review.review_position": TAGGERS, "review.add_note": TAGGERS, "review.edit_note": TAGGERS,
+         "review.delete_note": TAGGERS, "review.tags": READERS, "review.define_tag": TAG_ADMINS,
+         "review.update_tag": TAG_ADMINS}
 WALK_CONTEXT = 2  # messages shown around the item being reviewed
 MAX_CONTEXT = 50
+_HEX = re.compile(r"#[0-9a-f]{6}")
+NEUTRAL = "#757575"  # shown for a colour that is not #rrggbb (never put into markup unchecked)
+
+
+# ---------------------------------------------------------------------------------- tags and notes shown
+
+
+def prefetch(case: Any, message_ids: list[str]) -> None:
+    """Load the tags and notes of the messages a page shows, in two queries, for the template globals."""
+    ids = [i for i in dict.fromkeys(message_ids) if i not in g.get("review_notes", {})]
+    if not ids:
+        return
+    g.review_tag_map = {**g.get("review_tag_map", {}), **review.message_tags(case, ids)}
+    g.review_notes = {**g.get("review_notes", {}), **review.notes_for(case, ids)}
+
+
+def _tags_of(message_id: str) -> list[review.AppliedTag]:
+    known = g.get("review_tag_map", {})
+    if message_id not in known:
+        prefetch(get_case(), [message_id])
+        known = g.review_tag_map
+    return list(known[message_id])
+
+
+def _choices() -> list[review.Tag]:
+    if "review_choices" not in g:
+        g.review_choices = review.list_tags(get_case())
+    return list(g.review_choices)
 
 
 @bp.app_template_global()
 def review_tags(message_id: str) -> dict[str, Any]:
-    """For a hit's tag line (``_macros.html``): its tags, the case's tags, and the way back here."""
-    case = get_case()
-    return {"tags": review.message_tags(case, [message_id])[message_id], "choices": review.list_tags(case),
-            "next": request.full_path.rstrip("?")}
+    """For a message's tag line (``_macros.html``): its tags, the case's tags, and the way back here."""
+    return {"tags": _tags_of(message_id), "choices": _choices(), "next": here()}
+
+
+@bp.app_template_global()
+def here() -> str:
+    """This page's path and query, for a form's way back (a transcript's spliced partial page: its full page)."""
+    return url_with(drop=["partial"])
+
+
+@bp.app_template_global()
+def review_tags_list() -> list[review.Tag]:
+    """The case's tags in list order (read once per request)."""
+    return _choices()
+
+
+@bp.app_template_global()
+def review_notes(message_id: str) -> list[review.Note]:
+    """The live notes of a message, oldest first (prefetched by the view when it can)."""
+    if message_id not in g.get("review_notes", {}):
+        prefetch(get_case(), [message_id])
+    return list(g.review_notes[message_id])
+
+
+@bp.app_template_filter("tag_colour")
+def tag_colour(value: str | None) -> str:
+    """A tag's colour for an SVG fill: #rrggbb as stored, anything else a neutral grey."""
+    colour = (value or "").strip().lower()
+    return colour if _HEX.fullmatch(colour) else NEUTRAL
+
+
+def review_data(case: Any, message_ids: list[str]) -> dict[str, Any]:
+    """The tags and notes of MESSAGE_IDS for a JSON twin (and prefetched for the HTML)."""
+    prefetch(case, message_ids)
+    ids = list(dict.fromkeys(message_ids))
+    return {"tags": {i: [t.to_dict() for t in g.review_tag_map[i]] for i in ids},
+            "notes": {i: [n.to_dict() for n in g.review_notes[i]] for i in ids}}
+
+
+def search_extras(case: Any, result: Any, shown: list[dict[str, Any]],
+                  hit_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """What the search page adds for review: the tag facet over the whole result, and the tags and
+    notes of the messages shown (hits and context). HIT_IDS, every hit id if the page has them
+    already, makes the facet a set intersection instead of an engine pass."""
+    facet = review.tag_counts_of_query(case, result.parsed, result.total, hit_ids)
+    return {"tag_facet": facet.to_dict(), **review_data(case, [m["id"] for m in shown])}
+
+
+@bp.app_template_global()
+def with_clause(query: str, clause: str) -> str:
+    """QUERY narrowed by CLAUSE (``tag:"hot"``, ``is:untagged``): appended, in parentheses when
+    appending alone would bind it to a part of QUERY only (``a OR b`` -> ``(a OR b) tag:"hot"``)."""
+    text = query.strip()
+    if not text:
+        return clause
+    try:
+        if parse(f"{text} {clause}") == q.and_all([parse(text), parse(clause)]):
+            return f"{text} {clause}"
+    except QueryError:
+        pass
+    return f"({text}) {clause}"
+
+
+@bp.app_template_global()
+def has_clause(query: str, clause: str) -> bool:
+    """Whether QUERY is already narrowed by CLAUSE (the facet then shows it as chosen)."""
+    try:
+        node, wanted = parse(query), parse(clause)
+    except QueryError:
+        return False
+    return node == wanted or (isinstance(node, q.And) and wanted in node.children)
+
+
+@bp.app_template_global()
+def tag_clause(name: str) -> str:
+    """The query clause for one tag (tag names cannot contain double quotes)."""
+    return f'tag:"{name}"'
 
 
 def _who() -> dict[str, Any]:
@@ -76,45 +190,79 @@ def tag_message(message_id: str, fmt: str | None) -> Any:
                     or url_for("messages.show", message_id=message_id))
 
 
-def _bulk_args(source: Any) -> dict[str, Any]:
-    return {"q": _field(source, "q"), "context": _context(source), "tag": _field(source, "tag"),
-            "remove": source.get("action") == "remove"}
+def _bulk_args(source: Any) -> tuple[dict[str, Any], SearchParams]:
+    """The bulk request: the search page's parameters (query, filters, context) plus tag and action."""
+    params = SearchParams.from_args(source)
+    if params.is_empty:
+        raise BadParam("q", "give the query or filters of the search whose hits you want to tag")
+    args = {"q": params.q, "context": _context(source), "tag": _field(source, "tag"),
+            "remove": source.get("action") == "remove", "filters": filter_args(params)}
+    return args, params
+
+
+def filter_args(params: SearchParams) -> dict[str, str]:
+    """The form filters of PARAMS as query-string parameters (what the search page's URL carries)."""
+    out = {"from": params.first_day.isoformat() if params.first_day else "",
+           "to": params.last_day.isoformat() if params.last_day else "", **params.text_filters,
+           **dict.fromkeys(params.flags, "1")}
+    return {name: value for name, value in out.items() if value}
+
+
+def _filter_nodes(params: SearchParams) -> list[q.Node]:
+    """The filters as query nodes, exactly as the search page builds them (dates in the display zone)."""
+    return params.filter_nodes(zones.zone(display_zone_name()) or zones.UTC)
 
 
 @bp.get("/tag-bulk.json", defaults={"fmt": "json"})
 @bp.get("/tag-bulk", defaults={"fmt": None})
 def bulk_confirm(fmt: str | None) -> Any:
-    """The confirmation page: the exact number of messages the change would touch."""
-    args = _bulk_args(request.args)
+    """The confirmation page: the exact number of messages the change would touch (filters included)."""
+    args, params = _bulk_args(request.args)
     case = get_case()
     try:
         review.get_tag(case, args["tag"])
-        count = review.count_query(case, args["q"], context=args["context"])
+        count = review.count_query(case, args["q"], filters=_filter_nodes(params), context=args["context"])
     except review.ReviewError as error:
         return error_response(400, "The tag could not be applied", str(error))
     data = {**args, "count": count, "tags": [t.to_dict() for t in review.list_tags(case)]}
-    return respond("review/bulk.html", data, fmt=fmt)
+    back = safe_next(request.args.get("next"))
+    cancel = back or url_for("search.search", q=args["q"] or None, **args["filters"])
+    return respond("review/bulk.html", data, fmt=fmt, params=params, back=back, cancel=cancel,
+                   labels=_filter_labels(case, args["filters"]))
+
+
+def _filter_labels(case: Any, filters: dict[str, str]) -> dict[str, str]:
+    """Names for the people and conversations a filter gives by id (as the search page shows them)."""
+    tables = {"sender": "participants", "participant": "participants", "conversation": "conversations"}
+    labels = {}
+    for name, table in tables.items():
+        value = filters.get(name)
+        row = case.db.execute(f"SELECT name FROM {table} WHERE id = ?", (value,)).fetchone() if value else None
+        if row and row[0] and row[0] != value:
+            labels[name] = f"{row[0]} ({value})"
+    return labels
 
 
 @bp.post("/tag-bulk.json", defaults={"fmt": "json"})
 @bp.post("/tag-bulk", defaults={"fmt": None})
 def bulk_apply(fmt: str | None) -> Any:
     """Apply the confirmed bulk change; 409 if the search no longer finds the confirmed count."""
-    args = _bulk_args(request.form)
+    args, params = _bulk_args(request.form)
     raw = (request.form.get("expected") or "").strip()
     if not raw.isdigit():
         raise BadParam("expected", "expected (the confirmed message count) is required")
     expected = int(raw)
     case = get_case()
+    filters = _filter_nodes(params)
     try:
         review.get_tag(case, args["tag"])
-        now = review.count_query(case, args["q"], context=args["context"])["messages"]
+        now = review.count_query(case, args["q"], filters=filters, context=args["context"])["messages"]
         if now != expected:
             return error_response(409, "The count changed", (
                 f"The search now finds {now} messages, not the {expected} you confirmed; nothing was changed. "
                 "Review the new count and confirm again."), count=now, expected=expected)
-        change = review.tag_query(case, args["q"], args["tag"], remove=args["remove"], context=args["context"],
-                                  expected=expected, **_who())
+        change = review.tag_query(case, args["q"], args["tag"], remove=args["remove"], filters=filters,
+                                  context=args["context"], expected=expected, **_who())
     except review.ReviewError as error:
         status = 409 if "confirmed" in str(error) else 400
         return error_response(status, "The tag could not be applied", str(error))
@@ -122,8 +270,8 @@ def bulk_apply(fmt: str | None) -> Any:
               "batch": change.batch}
     if wants_json(fmt):
         return respond("", result, fmt="json")
-    return redirect(url_for("search.search", q=args["q"], context=args["context"] or None,
-                            tagged=result["changed"]))
+    return redirect(safe_next(request.form.get("next")) or url_for(
+        "search.search", q=args["q"] or None, context=args["context"], **args["filters"]))
 
 
 def _set_or_404(case: Any, set_id: int) -> Any:
@@ -199,3 +347,112 @@ def review_position(set_id: int, position: int, fmt: str | None) -> Any:
         return respond("", {"item": item.to_dict(), "progress": review.set_progress(case, set_id).to_dict(),
                             "next": following.position if following else None}, fmt="json")
     return redirect(url_for("review.walk", set_id=set_id, pos=following.position if following else None))
+
+
+# ---------------------------------------------------------------------------------------------- notes
+
+
+def _back(message_id: str) -> Any:
+    """Back to the page the form was on (a path of this site), else the message's own page."""
+    return redirect(safe_next(request.form.get("next")) or url_for("messages.show", message_id=message_id))
+
+
+def _note_answer(fmt: str | None, note: review.Note, status: int = 200) -> Any:
+    if wants_json(fmt):
+        notes = [n.to_dict() for n in review.list_notes(get_case(), note.message_id)]
+        return respond("", {"note": note.to_dict(), "notes": notes}, fmt="json", status=status)
+    return _back(note.message_id)
+
+
+def _note_or_404(case: Any, note_id: int) -> review.Note:
+    try:
+        return review.get_note(case, note_id)
+    except review.ReviewError as error:
+        abort(404, description=str(error))
+
+
+@bp.post("/m/<message_id>/notes.json", defaults={"fmt": "json"})
+@bp.post("/m/<message_id>/notes", defaults={"fmt": None})
+def add_note(message_id: str, fmt: str | None) -> Any:
+    """A new note on one message; back to the page it was written on."""
+    text = request.form.get("text") or ""
+    try:
+        note = review.add_note(get_case(), message_id, text, **_who())
+    except review.ReviewError as error:
+        return error_response(400, "The note could not be added", str(error))
+    return _note_answer(fmt, note, status=201)
+
+
+@bp.post("/notes/<int:note_id>.json", defaults={"fmt": "json"})
+@bp.post("/notes/<int:note_id>", defaults={"fmt": None})
+def edit_note(note_id: int, fmt: str | None) -> Any:
+    """Replace a note's text (a new revision; the old text stays in its history)."""
+    case = get_case()
+    _note_or_404(case, note_id)
+    try:
+        note = review.edit_note(case, note_id, request.form.get("text") or "", **_who())
+    except review.ReviewError as error:
+        return error_response(400, "The note could not be changed", str(error))
+    return _note_answer(fmt, note)
+
+
+@bp.post("/notes/<int:note_id>/delete.json", defaults={"fmt": "json"})
+@bp.post("/notes/<int:note_id>/delete", defaults={"fmt": None})
+def delete_note(note_id: int, fmt: str | None) -> Any:
+    """Delete a note (a last, deleting revision: case.db keeps the note and its history)."""
+    case = get_case()
+    _note_or_404(case, note_id)
+    try:
+        note = review.delete_note(case, note_id, **_who())
+    except review.ReviewError as error:
+        return error_response(400, "The note could not be deleted", str(error))
+    return _note_answer(fmt, note)
+
+
+# ----------------------------------------------------------------------------------- tag administration
+
+
+@bp.get("/tags.json", defaults={"fmt": "json"})
+@bp.get("/tags", defaults={"fmt": None})
+def tags(fmt: str | None) -> Any:
+    """The case's tags with their colours and how many messages carry each; admins may add and edit."""
+    case = get_case()
+    counts = {t.name: t.count for t in review.tag_counts(case).tags}
+    data = {"tags": [{**t.to_dict(), "messages": counts.get(t.name, 0)} for t in review.list_tags(case)]}
+    return respond("review/tags.html", data, fmt=fmt)
+
+
+def _optional(source: Any, name: str) -> str | None:
+    value = (source.get(name) or "").strip()
+    return value or None
+
+
+@bp.post("/tags.json", defaults={"fmt": "json"})
+@bp.post("/tags", defaults={"fmt": None})
+def define_tag(fmt: str | None) -> Any:
+    """Add a tag (name, colour #rrggbb, description) at the end of the case's list."""
+    form = request.form
+    try:
+        tag = review.define_tag(get_case(), _field(form, "name"), _optional(form, "colour"),
+                                description=_optional(form, "description"), **_who())
+    except review.ReviewError as error:
+        return error_response(400, "The tag could not be added", str(error))
+    if wants_json(fmt):
+        return respond("", tag.to_dict(), fmt="json", status=201)
+    return redirect(url_for("review.tags"))
+
+
+@bp.post("/tags/update.json", defaults={"fmt": "json"})
+@bp.post("/tags/update", defaults={"fmt": None})
+def update_tag(fmt: str | None) -> Any:
+    """Change a tag's colour and description (messages keep the tag: they refer to it by id)."""
+    form = request.form
+    description = form.get("description")
+    try:
+        tag = review.update_tag(get_case(), _field(form, "tag"), colour=_optional(form, "colour"),
+                                description=description.strip() if description is not None else None, **_who())
+    except review.ReviewError as error:
+        return error_response(400, "The tag could not be changed", str(error))
+    if wants_json(fmt):
+        return respond("", tag.to_dict(), fmt="json")
+    return redirect(url_for("review.tags"))

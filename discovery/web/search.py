@@ -16,7 +16,7 @@ from flask import Blueprint, redirect, request, url_for
 from discovery import facets
 from discovery.query import QueryError
 from discovery.search import search as run_search
-from discovery.web import get_case, transcript, zones
+from discovery.web import get_case, review, transcript, zones
 from discovery.web.access import READERS
 from discovery.web.auth import record_event
 from discovery.web.blocks import merge
@@ -64,6 +64,7 @@ def search(fmt: str | None) -> Any:
         "blocks": [block.to_dict() for block in blocks],
     }
     shown = [line.message for block in blocks for line in block.lines]
+    data.update(review.search_extras(case, result, shown, summary.ids))  # tag facet; tags, notes of those shown
     return respond("search/index.html", data, fmt=fmt, result=result, summary=summary, blocks=blocks,
                    related=transcript.related(case, shown), chart=chart(summary.timeline),
                    pages=pagination(result.total, params.page, params.per_page), **page)
