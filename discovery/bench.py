@@ -7,6 +7,11 @@ runs compare; the machines are shared and noisy, so we report medians and p95 ov
 corpus: one case per engine, each engine in its own child process (so each peak RSS is its own),
 the same query classes (plus proximity and wildcard), an export, and the floor (reading, hashing
 and decoding the export, which no ingest can beat).
+
+Both runs also time the search page (``search_page``: GET /search?q=TERM&context=N, the full HTML
+page, against the real app served by waitress; :mod:`discovery.web.bench`) for the term queries, and
+a search term report of the 50 terms in :data:`STR_TERMS` (``term_report_seconds``: the median of
+up to 3 runs of :func:`discovery.terms.term_report`, with the same context).
 """
 
 from __future__ import annotations
@@ -53,6 +58,19 @@ ENGINE_QUERY_CLASSES = {
                  "invoice not w/1 vendor", "(backup OR server) not w/4 delete"],
 }
 EXPORT_QUERY = "whitewash"  # ~1% of the messages, exported with their context windows
+PAGE_QUERIES = QUERY_CLASSES["term"]  # the search page is timed for these
+# A 50-term search term report as counsel would send one: words of the bench vocabulary (common,
+# rarer and generated ones, Chinese), phrases, proximity and wildcards.
+STR_TERMS = [
+    "audit", "evidence", "whitewash", "invoice", "server", "deadline", "budget", "contract", "vendor", "backup",
+    "delete", "logs", "release", "quarter", "badakapo", "bazezemi", "fineka", "kakane",
+    "洗白", "证据", "日志", "审计",
+    '"delete evidence"', '"audit team"', '"check logs"', '"budget review"', '"client contract"', '"server backup"',
+    '"清理掉"', '"invoice vendor"', '"before release"', '"update draft"',
+    "audit w/5 team", "delete pre/3 evidence", '"check logs" w/10 release', "(invoice OR vendor) w/4 contract",
+    "evid* w/3 backup", "whitewash w/10 (logs OR evidence)", "deadline w/5 budget", "server not w/2 backup",
+    "whitewash*", "evid*", "invoi*", "*wash", "ev?dence", "del*ed", "b?ck*", "contr*", "audit*", "kaka*",
+]
 
 
 def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
@@ -152,18 +170,19 @@ def folder_mb(path: Path) -> float:
 def run_bench(messages: int, workdir: str | None = None, repeats: int = 10, context: int = 3,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate, ingest, query; returns the figures (see the module docstring)."""
+    import shutil
+
     from discovery.ingest import ingest
     from discovery.search import search
 
     base = Path(workdir or tempfile.mkdtemp(prefix="discovery-bench-"))
-    corpus = base / "corpus"
-    log(f"generating {messages} messages under {corpus} ...")
-    files = generate(corpus, messages)
+    files = _corpus(base / "corpus", messages, log)
     floor = floor_msgs_per_s(files)
     log(f"floor (read + sha256 + json): {floor:,.0f} msgs/s")
+    shutil.rmtree(base / "case", ignore_errors=True)  # a fresh case: ingest is timed from empty
     case = Case(base / "case", create=True)
     started = time.perf_counter()
-    report = ingest(case, [str(corpus)], copy_originals=False)
+    report = ingest(case, [str(base / "corpus")], copy_originals=False)
     elapsed = time.perf_counter() - started
     result: dict[str, Any] = {
         "messages": messages,
@@ -182,9 +201,35 @@ def run_bench(messages: int, workdir: str | None = None, repeats: int = 10, cont
         totals = [search(case, q, context=0, limit=1).total for q in queries]
         result["queries"][name] = {**timing, "hits": totals}
         log(f"{name:>8}: p50 {timing['p50_ms']} ms, p95 {timing['p95_ms']} ms (hits {totals})")
+    page = time_page(case, repeats, context)
+    result["queries"]["search_page"] = page
+    log(f"search page: p50 {page['p50_ms']} ms, p95 {page['p95_ms']} ms server time "
+        f"(CPU p95 {page['cpu_p95_ms']} ms, wall p95 {page['wall_p95_ms']} ms; {page['server']}, term queries)")
+    result["term_report_seconds"] = time_term_report(case, context, runs=min(3, repeats))
+    log(f"search term report, {len(STR_TERMS)} terms: {result['term_report_seconds']} s")
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     case.close()
     return result
+
+
+def time_page(case: Case, repeats: int, context: int) -> dict[str, Any]:
+    """The search page for PAGE_QUERIES, served by the real app (see :mod:`discovery.web.bench`)."""
+    from discovery.web.bench import time_search_page
+
+    case.engine().commit()  # nothing pending: the app's own searchers see the whole index
+    return time_search_page(case.folder, PAGE_QUERIES, repeats=repeats, context=context)
+
+
+def time_term_report(case: Case, context: int, terms: list[str] | None = None, runs: int = 1) -> float:
+    """Seconds for a search term report of TERMS (default STR_TERMS) with CONTEXT: the median of RUNS."""
+    from discovery.terms import term_report
+
+    seconds = []
+    for _ in range(max(1, runs)):
+        started = time.perf_counter()
+        term_report(case, terms or STR_TERMS, context=context)
+        seconds.append(time.perf_counter() - started)
+    return round(statistics.median(seconds), 2)
 
 
 # ---------------------------------------------------------------------------- engines side by side
@@ -289,6 +334,10 @@ def _engine_run(name: str, corpus: str, case_dir: str, repeats: int, context: in
         totals = [search(case, q, context=0, limit=1).total for q in queries]
         out["queries"][cls] = {**timing, "hits": totals}
         out["p95_ms"][cls] = timing["p95_ms"]
+    page = time_page(case, repeats, context)
+    out["queries"]["search_page"] = page
+    out["p95_ms"]["search_page"] = page["p95_ms"]
+    out["term_report_seconds"] = time_term_report(case, context, runs=min(3, repeats))
     if export:
         from discovery.export import bench_export
 
@@ -341,7 +390,14 @@ def _log_engine(name: str, figures: dict[str, Any], log: Callable[[str], None]) 
         f"{figures['engine_seconds']} s in the engine), index {figures['index_mb']} MB, "
         f"peak RSS {figures['peak_rss_mb']} MB")
     for cls, timing in figures["queries"].items():
+        if cls == "search_page":
+            log(f"{name} search page: p50 {timing['p50_ms']} ms, p95 {timing['p95_ms']} ms server time "
+                f"(CPU p95 {timing['cpu_p95_ms']} ms, wall p95 {timing['wall_p95_ms']} ms; {timing['server']}, "
+                "term queries)")
+            continue
         log(f"{name} {cls:>9}: p50 {timing['p50_ms']} ms, p95 {timing['p95_ms']} ms (hits {timing['hits']})")
+    if "term_report_seconds" in figures:
+        log(f"{name} search term report, {len(STR_TERMS)} terms: {figures['term_report_seconds']} s")
 
 
 def _agreement(engines: dict[str, Any]) -> dict[str, Any]:
@@ -378,6 +434,13 @@ def table(result: dict[str, Any]) -> list[str]:
         lines.append(row(f"{cls} p50 / p95 ms (CPU p95)", [
             f"{engines[n]['queries'][cls]['p50_ms']} / {engines[n]['queries'][cls]['p95_ms']} "
             f"({engines[n]['queries'][cls].get('cpu_p95_ms', '-')})" for n in names]))
+    if all("search_page" in engines[n]["queries"] for n in names):
+        pages = [engines[n]["queries"]["search_page"] for n in names]
+        lines.append(row(f"search page p50 / p95 ms (CPU p95) (server time; {pages[0]['server']}, term queries)",
+                         [f"{page['p50_ms']} / {page['p95_ms']} ({page['cpu_p95_ms']})" for page in pages]))
+    if all("term_report_seconds" in engines[n] for n in names):
+        lines.append(row(f"search term report, {len(STR_TERMS)} terms, s",
+                         [num(engines[n]["term_report_seconds"], 2) for n in names]))
     if all("export_msgs_per_s" in engines[n] for n in names):
         lines.append(row(f"export msgs/s ({EXPORT_QUERY!r} + context)",
                          [num(engines[n]["export_msgs_per_s"]) for n in names]))

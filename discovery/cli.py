@@ -381,13 +381,19 @@ def bench(messages: int, workdir: str | None, repeats: int, engines: str | None,
     """Measure ingest speed, index size, peak memory and query latency on a generated corpus.
 
     The corpus is Lark-shaped (list-response pages of 50), seeded, so runs compare. Query classes:
-    term, phrase, prefix and date-filtered, each with context windows of 3; p50/p95 in ms.
+    term, phrase, prefix and date-filtered, each with context windows of 3; p50/p95 in ms. Also the
+    search page (GET /search?q=TERM&context=3, the full HTML page, against the real app served by
+    waitress, logged in with a Bearer token of the case's "bench" investigator; server time from
+    Server-Timing, with the CPU time beside it) and a 50-term search term report (seconds).
+    --workdir keeps the generated corpus (reused when the same size is asked again) and the case
+    (made anew on each run).
 
     With --engine, every listed engine ingests the same corpus into its own case (in a child
     process, so peak RSS is its own) and is timed on the same queries, plus proximity and wildcard
     classes and an export; a side-by-side table follows, with the floor (reading and hashing the
     export). --json then prints {"engines": {NAME: {"ingest_msgs_per_s", "index_mb", "peak_rss_mb",
-    "p95_ms": {CLASS: ms}, ...}}, "floor_msgs_per_s", ...}.
+    "p95_ms": {CLASS: ms}, "term_report_seconds", ...}}, "floor_msgs_per_s", ...}, the search page
+    being the class "search_page".
 
     \b
     Example:

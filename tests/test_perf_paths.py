@@ -482,3 +482,145 @@ def test_sniffing_in_worker_processes_picks_the_same_adapters(tmp_path, monkeypa
         case.close()
     assert answers[0] == answers[1]
     assert len(answers[0][0]) > 64
+
+
+# ------------------------------------------------------------------------------------------ search term reports
+
+REPORT_TERMS = ["whitewash", "洗白", "logs", "evidence", "audit", "whitewash", "zzzznothing", '"the audit"',
+                "log* w/5 (delete OR evidence)", "date:>=2000-01-01", "ok OR team", "n1*"]
+
+
+@pytest.fixture(scope="module")
+def report_cases(tmp_path_factory, demo_case_dir):
+    """The demo case (merged-forward bundles: streams that are not conversations) and a two-chat case
+    of 150 short messages (windows that would run into the next stream)."""
+    folder = tmp_path_factory.mktemp("report")
+    small = Case(folder / "case", create=True)
+    ingest(small, [str(_lark_export(folder / "export", 150))], copy_originals=False)
+    cases = [Case(demo_case_dir), small]
+    yield cases
+    for case in cases:
+        case.close()
+
+
+@pytest.mark.parametrize("context", [0, 1, 3, 8])
+def test_term_report_bitsets_count_like_the_sql_tables(report_cases, context):
+    from discovery.terms import term_report, term_report_sql
+
+    for case in report_cases:
+        for terms in (REPORT_TERMS, REPORT_TERMS[::-1][:5], ["date:>=2000-01-01"], []):
+            assert term_report(case, terms, context=context) == term_report_sql(case, terms, context=context)
+        scope = parse("sender:ou_bob OR whitewash")
+        assert term_report(case, REPORT_TERMS, context=context, scope=scope) == \
+            term_report_sql(case, REPORT_TERMS, context=context, scope=scope)
+
+
+def test_term_report_windows_are_the_case_windows_at_every_stream_edge(report_cases):
+    from discovery.search import parse_query
+    from discovery.terms import StreamOrder
+
+    for case in report_cases:
+        order = StreamOrder.load(case)
+        ids = case.engine().all_ids(parse_query(case, "date:>=2000-01-01"))
+        for message_id in ids[:40] + ids[-40:]:  # each message alone: its window is case.window's
+            hits = order.hits([message_id])
+            for context in (1, 2, 5):
+                expected = {m["id"] for m in case.window(message_id, context, context)}
+                got = order.window(hits.bits, context)
+                assert got.bit_count() == len(expected)
+                assert got == order.hits(expected).bits
+
+
+# ------------------------------------------------------------------------------------------ facets
+
+FACET_QUERIES = ["whitewash", "logs OR ok OR team", "date:>=2000-01-01", "zzzznothing", "sender:ou_bob",
+                 "洗白 OR evidence OR audit", "n1*"]
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_facets_counted_in_memory_equal_the_group_bys(report_cases, zone_name):
+    from discovery import facets
+    from discovery.search import parse_query
+    from discovery.web import zones
+
+    zone = zones.zone(zone_name)
+    for case in report_cases:
+        for query in FACET_QUERIES:
+            node = parse_query(case, query)
+            for interval, top in (("auto", 10), ("day", 1000), ("week", 2), ("year", 1)):
+                fast = facets.aggregate(case, node, zone=zone, interval=interval, top=top)
+                assert fast == facets.aggregate_plain(case, node, zone=zone, interval=interval, top=top), query
+                assert fast.ids == case.engine().all_ids(node)
+            assert not case.db.in_transaction
+
+
+def test_local_days_follow_each_offset_change():
+    from datetime import date
+
+    from discovery import facets
+    from discovery.web import zones
+
+    ny = zones.zone("America/New_York")
+    # 2024-03-10 07:00 UTC is 03:00 EDT (the change); a microsecond earlier is 01:59:59.999999 EST
+    change = 1_710_054_000_000_000
+    hour = 3_600_000_000
+    times = [change - 1, change, change - 2 * hour, change + 20 * hour, change - 7 * hour]
+    assert facets.local_days(times, ny) == {date(2024, 3, 10): 4, date(2024, 3, 9): 1}
+    assert facets.local_days([-1, 0], zones.UTC) == {date(1969, 12, 31): 1, date(1970, 1, 1): 1}
+
+
+def test_facet_columns_follow_new_ingests_hand_edits_and_a_new_case_at_the_same_path(tmp_path):
+    import shutil
+
+    from discovery import facets
+    from discovery.search import parse_query
+
+    def same(case):
+        for query in ("logs OR ok OR team", "date:>=2000-01-01", "n1*"):
+            node = parse_query(case, query)
+            assert facets.aggregate(case, node) == facets.aggregate_plain(case, node), query
+
+    first = _lark_export(tmp_path / "first", 40)
+    more = tmp_path / "more"
+    more.mkdir()
+    write_jsonl(more / "messages.jsonl", [message(500 + i, f"ok logs more {i}", sender="ou_carol", chat="oc_c")
+                                          for i in range(25)])
+    case = Case(tmp_path / "case", create=True)
+    ingest(case, [str(first)], copy_originals=False)
+    same(case)
+    ingest(case, [str(more)], copy_originals=False)  # rows past the cached seq: read and appended
+    same(case)
+    assert facets.facet_columns(case).count == 65
+    with case.transaction() as db:  # by hand: the count no longer adds up, so everything is read again
+        db.execute("DELETE FROM messages WHERE seq = (SELECT MIN(seq) FROM messages)")
+    same(case)
+    assert facets.facet_columns(case).count == 64
+    case.close()
+    shutil.rmtree(tmp_path / "case")
+    case = Case(tmp_path / "case", create=True)  # another case at the same path
+    ingest(case, [str(more)], copy_originals=False)
+    same(case)
+    assert facets.facet_columns(case).count == 25
+    case.close()
+
+
+def test_facets_in_memory_keep_sqls_nulls_empty_names_and_tie_order(tmp_path):
+    from discovery import facets
+    from discovery.search import parse_query
+
+    case = Case(tmp_path / "case", create=True)
+    ingest(case, [str(_lark_export(tmp_path / "export", 48))], copy_originals=False)
+    with case.transaction() as db:  # by hand, as no ingest would: no sender, an empty name, equal counts
+        db.execute("UPDATE messages SET sender_id = NULL WHERE seq % 5 = 0")
+        db.execute("UPDATE participants SET name = '' WHERE id = 'ou_alice'")
+        db.execute("INSERT INTO participants(id, name, kind) VALUES ('ou_zed', 'Bob Wang', 'user')")
+        db.execute("UPDATE messages SET sender_id = 'ou_zed' WHERE seq % 7 = 0")
+    facets._COLUMNS.clear()  # an UPDATE is the one change the columns do not notice (ingest never does one)
+    for query in ("date:>=2000-01-01", "logs OR ok", "whitewash"):
+        node = parse_query(case, query)
+        for top in (1, 2, 10):
+            fast = facets.aggregate(case, node, top=top)
+            assert fast == facets.aggregate_plain(case, node, top=top), (query, top)
+    labels = [v.label for v in facets.aggregate(case, parse_query(case, "date:>=2000-01-01")).facets["senders"]]
+    assert "(unknown sender)" in labels and "" in labels
+    case.close()
