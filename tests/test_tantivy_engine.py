@@ -488,6 +488,7 @@ def test_bench_side_by_side_json(tmp_path):
         assert figures["ingested"] == 300
         for key in ("ingest_msgs_per_s", "index_mb", "peak_rss_mb"):
             assert isinstance(figures[key], (int, float))
-        assert set(figures["p95_ms"]) == {"term", "phrase", "prefix", "date", "proximity", "wildcard", "not_near"}
+        assert set(figures["p95_ms"]) == {"term", "phrase", "prefix", "date", "proximity", "wildcard", "not_near",
+                                              "search_page"}
     assert data["agree"]["same_hits"], data["agree"]
     assert "| ingest msgs/s (end to end) |" in result.stderr
