@@ -7,8 +7,10 @@ bundle (discovery.export.readme), in discovery.export.manifest and discovery.exp
 
 The export streams: the selection (hits and their context) lives in SQLite temp tables, messages
 are read in chunks in export order, each output is written to a staging folder beside the bundle
-one message or one document at a time, and the zip is then packed entry by entry. Only one RSMF
-document (at most 10,000 messages) is held in memory at once.
+one message or one document at a time, and the zip is then packed entry by entry (deflated ahead in
+threads, discovery.export.bundle). A large export writes messages.jsonl, transcript.html and rsmf/ in
+a worker process (discovery.export.pipeline); either way at most a few documents (each at most 10,000
+messages) are held in memory at once.
 
 Determinism: the same case, query and options give byte-identical files, except manifest.json,
 which alone carries the creation time and the bundle id.
@@ -38,10 +40,8 @@ from discovery.export import manifest as manifest_mod
 from discovery.export.bundle import write_bundle
 from discovery.export.csv_out import CsvWriter, write_rows
 from discovery.export.dat import DatWriter
-from discovery.export.html import HtmlWriter
-from discovery.export.jsonl import JsonlWriter
+from discovery.export.pipeline import Documents
 from discovery.export.readme import readme_text
-from discovery.export.rsmf import RsmfWriter
 from discovery.export.select import Selection
 from discovery.export.slices import SLICES, Bates, documents, zone
 from discovery.query import QueryError
@@ -187,21 +187,25 @@ def _write_messages(selection: Selection, staging: Path, node: Any, about: dict[
                     step: Progress) -> dict[str, int]:
     """The one pass over the exported messages: each document's messages go to every per-message
     file, then the document itself becomes an RSMF file and a load-file row."""
-    streams = [JsonlWriter(staging), CsvWriter(staging), HtmlWriter(staging, about, conversations, zone_info)]
-    rsmf = RsmfWriter(staging, selection, zone_info)
-    dat = DatWriter(staging)
     written = 0
     messages = _highlighted(selection.messages(), node)
-    for doc in documents(messages, slice_name=slice_name, tz=zone_info, bates=bates):
-        for message in doc.messages:
-            for writer in streams:
-                writer.add(message)
-        dat.add(doc, rsmf.write(doc))
-        written += len(doc.messages)
-        step("messages", written)
-    for writer in (*streams, dat):
-        writer.close()
-    return {"documents": rsmf.files, "attachments": rsmf.attachments}
+    csv_out, dat = CsvWriter(staging), DatWriter(staging)
+    try:
+        # messages.jsonl, transcript.html and rsmf/ are written by Documents (in a worker process, if large)
+        with Documents(staging, selection, about, conversations, zone_info) as docs:
+            for doc in documents(messages, slice_name=slice_name, tz=zone_info, bates=bates):
+                for message in doc.messages:
+                    csv_out.add(message)
+                for done, native in docs.add(doc):  # documents come back in order
+                    dat.add(done, native)
+                written += len(doc.messages)
+                step("messages", written)
+            for done, native in docs.finish():
+                dat.add(done, native)
+    finally:
+        csv_out.close()
+        dat.close()
+    return {"documents": docs.files, "attachments": docs.attachments}
 
 
 def _check_options(context: int, slice_name: str, prefix: str, start: int) -> None:
@@ -267,29 +271,42 @@ def bench_export(case: Case, query: str = "", *, context: int = 3, workdir: str 
     """Time one export of QUERY (and, with VERIFY, its verification); for ``discovery bench``.
 
     Peak RSS is the process's high-water mark (ru_maxrss) before and after, so a rise shows what the
-    export itself needed beyond what the process already held.
+    export itself needed beyond what the process already held; ``worker_peak_rss_mb`` is the largest
+    child process's (the export's worker, if it had one: discovery.export.pipeline). CPU seconds are
+    this process's and its finished children's (the worker's), as wall time on a shared machine is noisy.
     """
     from discovery.export.verify import verify_bundle
 
     rss_before = _peak_rss_mb()
+    cpu_before = _cpu_seconds()
     with tempfile.TemporaryDirectory(dir=workdir, prefix="discovery-bench-export-") as folder:
         out = Path(folder) / "bundle.zip"
         report = export_bundle(case, query, out, context=context)
+        cpu = [round(after - before, 2) for after, before in zip(_cpu_seconds(), cpu_before, strict=True)]
         result: dict[str, Any] = {
             "query": query, "context": context, "messages": report.counts["messages"],
             "hits": report.counts["hits"], "documents": report.counts["documents"],
             "export_seconds": report.seconds,
             "export_msgs_per_s": round(report.counts["messages"] / report.seconds, 1) if report.seconds else None,
+            "export_cpu_seconds": cpu[0], "export_worker_cpu_seconds": cpu[1],
             "bundle_mb": round(report.bytes / 1024**2, 1),
             "peak_rss_mb_before": rss_before, "peak_rss_mb_after": _peak_rss_mb(),
+            "worker_peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
         }
         if verify:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             verdict = verify_bundle(out)
             result["verify_seconds"] = round(time.perf_counter() - started, 3)
+            result["verify_cpu_seconds"] = round(time.process_time() - started_cpu, 3)
             result["verified"] = verdict.ok
     return result
 
 
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process, and of its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime

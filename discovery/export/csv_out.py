@@ -55,17 +55,30 @@ def write_rows(file: Any, header: Iterable[str], rows: Iterable[Iterable[Any]]) 
         writer.writerow([neutralise(value) for value in row])
 
 
+def csv_line(cells: Iterable[str]) -> str:
+    """CELLS (strings) as one CSV record, exactly as ``csv.writer(lineterminator="\\r\\n")`` writes it
+    (QUOTE_MINIMAL: a cell with a quote, comma, CR or LF is quoted, its quotes doubled; a test holds
+    the two equal). About three times faster than the csv module, whose per-character checks dominate
+    a 200,000-message export."""
+    return ",".join([
+        '"' + cell.replace('"', '""') + '"' if '"' in cell or "," in cell or "\n" in cell or "\r" in cell else cell
+        for cell in cells
+    ]) + "\r\n"
+
+
 class CsvWriter:
     name = "messages.csv"
 
     def __init__(self, folder: Path):
         self.file = open(folder / self.name, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in close()
-        self.writer = csv.writer(self.file, lineterminator="\r\n")
-        self.writer.writerow(COLUMNS)
+        self.file.write(csv_line(COLUMNS))
 
     def add(self, m: dict[str, Any]) -> None:
         source, export = m["source"], m["export"]
-        self.writer.writerow([neutralise(value) for value in (  # in COLUMNS order
+        self.file.write(csv_line([  # neutralise, its common cases inline: this runs for every cell of every row
+            ("'" + value if value[:1] in _FIRST else value) if value.__class__ is str
+            else "" if value is None else neutralise(value)
+            for value in (  # in COLUMNS order
             export["bates"], export["document"], export["role"], m["id"], m["native_id"], m["source_format"],
             m["conversation_id"], m["conversation_name"], m["conversation_type"], m["thread_id"], m["reply_to"],
             m["bundle_id"], m["sender_id"], m["sender_name"], m["sender_kind"], m["sent_at"], export["sent_at_local"],
@@ -73,7 +86,7 @@ class CsvWriter:
             m.get("highlights") or "", m["mentions"], m["attachments"], m["reactions"], m["custodian"],
             source["path"], source["member"], source["sha256"], source["container_sha256"], source["locator"],
             m["raw"], csv_tags(m["tags"]), csv_notes(m["notes"]),
-        )])
+        )]))
 
     def close(self) -> None:
         self.file.close()

@@ -2,7 +2,11 @@
 
 Rendered with Jinja2 (autoescape on, undefined names are errors) from templates/export/transcript.html,
 found by the web app's rule: the installed ``discovery.templates`` package, else ``<repo>/templates``.
-The page is written one macro call at a time, so it streams like the other files.
+The page is written one piece at a time, so it streams like the other files: the head, each
+conversation's opening and closing, and the foot are macros of the template; each message's block is
+:func:`message_html`, plain Python with the same escaping as Jinja's autoescape (markupsafe's), because
+a template call per message (or per batch) cost more than everything else the transcript does, and a
+200,000-message export has 200,000 of them. The template documents the block's markup.
 
 Review decisions as of the export are shown with each message: its tags as labels (who, when) and
 its notes in a box under the text (author, times); like everything else they are autoescaped text.
@@ -22,7 +26,7 @@ from discovery.export.select import ConversationCount
 from discovery.export.slices import local_text, shown_time
 
 TEMPLATE = "export/transcript.html"
-BATCH = 500
+BATCH = 500  # message blocks per write
 
 
 def template_folder() -> str:
@@ -41,6 +45,37 @@ def environment() -> jinja2.Environment:
     )
 
 
+def escape(value: str) -> str:
+    """VALUE as HTML text: markupsafe.escape's replacements, in its order, without building a Markup."""
+    return (value.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;").replace("'", "&#39;")
+            .replace('"', "&#34;"))
+
+
+def message_html(v: dict[str, Any]) -> str:
+    """One message's block (V is HtmlWriter.view's dict), byte for byte what the template's former
+    ``messages`` macro wrote (see the comment in templates/export/transcript.html)."""
+    role, bates = escape(v["role"]), escape(v["bates"])
+    out = [f'\n<div class="msg {role}" id="{bates}">\n<div class="line1"><span class="role">{role}</span> '
+           f'<b>{bates}</b> · {escape(v["time"])} · <span class="who">{escape(v["sender"])}</span>']
+    out += [f' <span class="flag">[{escape(flag)}]</span>' for flag in v["flags"]]
+    out.append('</div>\n<div class="text">')
+    out += [f"<mark>{escape(text)}</mark>" if marked else escape(text) for text, marked in v["segments"]]
+    out.append("</div>")
+    if v["tags"] or v["notes"]:
+        out.append('\n<div class="review">')
+        if v["tags"]:
+            out.append('\n<div class="tags">')
+            out += [f'<span class="tag">{escape(t["name"])} <span class="by">· {escape(t["by"])}</span></span>'
+                    for t in v["tags"]]
+            out.append("</div>")
+        out += [f'\n<div class="note"><div class="note-by">Note by {escape(n["heading"])}</div>'
+                f'<div class="note-text">{escape(n["text"])}</div></div>' for n in v["notes"]]
+        out.append("\n</div>")
+    out += [f'\n<div class="extra">{escape(line)}</div>' for line in v["extra"]]
+    out.append(f'\n<div class="prov">{escape(v["provenance"])}</div>\n</div>')
+    return "".join(out)
+
+
 def segments(text: str, spans: list[list[int]] | None) -> list[tuple[str, bool]]:
     """TEXT cut at the highlight SPANS: (piece, marked) pairs."""
     out: list[tuple[str, bool]] = []
@@ -54,6 +89,9 @@ def segments(text: str, spans: list[list[int]] | None) -> list[tuple[str, bool]]
     return [piece for piece in out if piece[0]]
 
 
+_NO_REVIEW: dict[str, Any] = {"tags": (), "notes": ()}  # most messages: read only, never changed
+
+
 class HtmlWriter:
     name = "transcript.html"
 
@@ -63,7 +101,7 @@ class HtmlWriter:
         self.file = open(folder / self.name, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
         self.conversations = {conv.id: (index, conv) for index, conv in enumerate(conversations, start=1)}
         self.current: str | None = None
-        self.batch: list[dict[str, Any]] = []
+        self.batch: list[str] = []
         self.file.write(str(self.macros.head({**bundle, "conversations": conversations})))
 
     def add(self, message: dict[str, Any]) -> None:
@@ -74,14 +112,13 @@ class HtmlWriter:
             self.current = message["conversation_id"]
             index, conv = self.conversations[self.current]
             self.file.write(str(self.macros.conversation_open({**conv.__dict__, "index": index})))
-        self.batch.append(self.view(message))
+        self.batch.append(message_html(self.view(message)))
         if len(self.batch) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Render the buffered messages in one template call (a call per message costs more than the rest)."""
         if self.batch:
-            self.file.write(str(self.macros.messages(self.batch)))
+            self.file.write("".join(self.batch))
             self.batch = []
 
     def view(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +159,9 @@ class HtmlWriter:
 
     def review_view(self, m: dict[str, Any]) -> dict[str, Any]:
         """Tags and notes as the page shows them: times in the export's zone, like the message's."""
+        if not m["tags"] and not m["notes"]:
+            return _NO_REVIEW
+
         def shown(iso: str) -> str:
             return local_text(iso, self.tz)
 

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+# One encoder for every line: json.dumps with options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
 
 def dumps(data: Any) -> str:
     """The bundle's one JSON spelling: sorted keys, UTF-8 text (not \\u escapes), no spaces."""
-    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 class JsonlWriter:

@@ -26,6 +26,7 @@ eventcollectionid = the conversation id, shared by every slice of a conversation
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import hashlib
 import io
@@ -34,6 +35,7 @@ import re
 import zipfile
 from collections.abc import Iterable
 from datetime import datetime
+from email.generator import NLCRE, BytesGenerator
 from email.header import Header
 from email.message import EmailMessage
 from email.mime.application import MIMEApplication
@@ -316,6 +318,44 @@ def _address(participant: dict[str, Any] | None, platform: str) -> str:
     return formataddr((participant.get("display", ""), f"{local}@{platform}.invalid"), charset="utf-8")
 
 
+def base64_lines(data: bytes) -> str:
+    """``base64.encodebytes(DATA)`` as text (76-character lines, each ending in LF), which is what the
+    email package writes for a base64 part; one C call and slices instead of a call per line."""
+    text = binascii.b2a_base64(data, newline=False).decode("ascii")
+    return "".join([text[start:start + 76] + "\n" for start in range(0, len(text), 76)])
+
+
+def _encode_base64(part: MIMEApplication) -> None:
+    """email.encoders.encode_base64, through base64_lines."""
+    part.set_payload(base64_lines(part.get_payload(decode=True)))
+    part["Content-Transfer-Encoding"] = "base64"
+
+
+def _text_part(body: str) -> MIMEText:
+    """``MIMEText(BODY, "plain", "utf-8")``: the part is made by the email package (its headers, base64
+    chosen for UTF-8), then given BODY's base64, encoded by base64_lines rather than line by line."""
+    part = MIMEText("", "plain", "utf-8")
+    part.set_payload(base64_lines(body.encode("utf-8")))
+    return part
+
+
+class _Generator(BytesGenerator):
+    """The stdlib BytesGenerator, writing a payload's lines in one call instead of two per line: the
+    same bytes (``NL.join`` of the same split), but a 1,000-message document's base64 parts are
+    thousands of lines, and the per-line calls were most of the cost of writing one."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:  # str.split where it splits alike: NLCRE is CRLF, CR or LF, and base64 has only LF
+            self.write(self._NL.join(NLCRE.split(lines) if "\r" in lines else lines.split("\n")))
+
+
+def _as_bytes(message: MIMEMultipart) -> bytes:
+    """``message.as_bytes(policy=_EML_POLICY)``, through _Generator."""
+    out = io.BytesIO()
+    _Generator(out, mangle_from_=False, policy=_EML_POLICY).flatten(message, unixfrom=False)
+    return out.getvalue()
+
+
 def _eml(doc: Document, headers: dict[str, str], body: str, archive: bytes, participants: list[dict[str, Any]],
          from_id: str | None, platform: str) -> bytes:
     """The .rsmf message, 7-bit clean, CRLF line ends, with a boundary derived from its content.
@@ -331,44 +371,33 @@ def _eml(doc: Document, headers: dict[str, str], body: str, archive: bytes, part
     for name, value in headers.items():
         if value:
             message[name] = _header(value)
-    message.attach(MIMEText(body, "plain", "utf-8"))  # base64: the body may be Chinese
-    attachment = MIMEApplication(archive, "zip")  # base64
+    message.attach(_text_part(body))  # base64: the body may be Chinese
+    attachment = MIMEApplication(archive, "zip", _encoder=_encode_base64)  # base64
     attachment.add_header("Content-Disposition", "attachment", filename="rsmf.zip")
     message.attach(attachment)
-    return message.as_bytes(policy=_EML_POLICY)
+    return _as_bytes(message)
 
 
-class RsmfWriter:
-    """Writes rsmf/<BEGBATES>.rsmf and text/<BEGBATES>.txt for each document; returns what the DAT needs."""
-
-    def __init__(self, folder: Path, selection: Selection, tz: ZoneInfo):
-        self.folder = folder
-        self.selection = selection
-        self.tz = tz
-        (folder / "rsmf").mkdir()
-        (folder / "text").mkdir()
-        self.files = 0
-        self.attachments = 0
-
-    def write(self, doc: Document) -> dict[str, Any]:
-        eml, body, manifest = build(doc, self.selection, self.tz)
-        native = f"rsmf/{doc.begbates}.rsmf"
-        text = f"text/{doc.begbates}.txt"
-        (self.folder / native).write_bytes(eml)
-        (self.folder / text).write_bytes(body.encode("utf-8"))
-        self.files += 1
-        events = manifest["events"]
-        attachments = sum(len(e.get("attachments", [])) for e in events)
-        self.attachments += attachments
-        return {
-            "native": native, "text": text, "size": len(eml),
-            "md5": hashlib.md5(eml).hexdigest(), "sha1": hashlib.sha1(eml).hexdigest(),
-            "sha256": hashlib.sha256(eml).hexdigest(), "events": len(events), "attachments": attachments,
-            "begin": min(e["timestamp"] for e in events), "end": max(e["timestamp"] for e in events),
-            "participants": [p.get("display", p["id"]) for p in manifest["participants"]],
-            "custodian": "; ".join(sorted({m["custodian"] for m in doc.messages if m["custodian"]})),
-            "platform": manifest["conversations"][0]["platform"], "eventcollectionid": manifest["eventcollectionid"],
-        }
+def write_document(folder: Path, doc: Document, directory: Any, tz: ZoneInfo) -> dict[str, Any]:
+    """Write rsmf/<BEGBATES>.rsmf and text/<BEGBATES>.txt for DOC under FOLDER; returns what the DAT
+    needs. DIRECTORY answers ``members`` and ``participants`` as a Selection does (it is one, or, in the
+    worker process, a discovery.export.pipeline.Directory copied from one)."""
+    eml, body, manifest = build(doc, directory, tz)
+    native = f"rsmf/{doc.begbates}.rsmf"
+    text = f"text/{doc.begbates}.txt"
+    (folder / native).write_bytes(eml)
+    (folder / text).write_bytes(body.encode("utf-8"))
+    events = manifest["events"]
+    return {
+        "native": native, "text": text, "size": len(eml),
+        "md5": hashlib.md5(eml).hexdigest(), "sha1": hashlib.sha1(eml).hexdigest(),
+        "sha256": hashlib.sha256(eml).hexdigest(), "events": len(events),
+        "attachments": sum(len(e.get("attachments", [])) for e in events),
+        "begin": min(e["timestamp"] for e in events), "end": max(e["timestamp"] for e in events),
+        "participants": [p.get("display", p["id"]) for p in manifest["participants"]],
+        "custodian": "; ".join(sorted({m["custodian"] for m in doc.messages if m["custodian"]})),
+        "platform": manifest["conversations"][0]["platform"], "eventcollectionid": manifest["eventcollectionid"],
+    }
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -402,31 +431,37 @@ def is_datetime(value: object) -> bool:
 
 def check_manifest(manifest: Any, zip_names: set[str]) -> list[str]:
     """What is wrong with an RSMF 2.0 manifest: the schema's rules, key spelling, and every
-    cross-reference (the rules the schema cannot express, reference §1.3)."""
-    problems: list[str] = []
+    cross-reference (the rules the schema cannot express, reference §1.3).
 
-    def need(ok: bool, text: str) -> None:
-        if not ok:
-            problems.append(text)
+    Each problem's text is formatted only when the check fails (``if not ...: problems.append``): a
+    200,000-message bundle has millions of checks, and formatting every message up front (a repr of
+    each event's body among them) was most of what verify spent."""
+    problems: list[str] = []
 
     def keys(obj: Any, kind: str, where: str) -> bool:
         if not isinstance(obj, dict):
             problems.append(f"{where} is not an object")
             return False
-        unknown = sorted(set(obj) - _KEYS[kind])
-        need(not unknown, f"{where} has unknown keys {unknown}")
+        if not obj.keys() <= _KEYS[kind]:
+            problems.append(f"{where} has unknown keys {sorted(set(obj) - _KEYS[kind])}")
         return True
 
     def string(obj: dict[str, Any], key: str, where: str, required: bool = False, min_length: int = 0) -> None:
         if key not in obj:
-            need(not required, f"{where} lacks required {key!r}")
+            if required:
+                problems.append(f"{where} lacks required {key!r}")
             return
         value = obj[key]
-        need(isinstance(value, str) and len(value) >= min_length, f"{where}.{key} is not a string of length "
-                                                                  f">= {min_length}: {value!r}")
+        if not (isinstance(value, str) and len(value) >= min_length):
+            problems.append(f"{where}.{key} is not a string of length >= {min_length}: {value!r}")
 
     def customs(obj: dict[str, Any], where: str) -> None:
-        for n, item in enumerate(obj.get("custom", []) if isinstance(obj.get("custom", []), list) else [None]):
+        items = obj.get("custom", [])
+        if isinstance(items, list) and all(map(_good_custom, items)):
+            return
+        for n, item in enumerate(items if isinstance(items, list) else [None]):
+            if _good_custom(item):
+                continue
             if keys(item, "custom", f"{where}.custom[{n}]"):
                 string(item, "name", f"{where}.custom[{n}]", True, 1)
                 string(item, "value", f"{where}.custom[{n}]", True, 1)
@@ -434,10 +469,12 @@ def check_manifest(manifest: Any, zip_names: set[str]) -> list[str]:
     if not keys(manifest, "manifest", "manifest"):
         return problems
     string(manifest, "version", "manifest", True, 5)
-    need(manifest.get("version") == VERSION, f"manifest version is {manifest.get('version')!r}, not {VERSION}")
+    if manifest.get("version") != VERSION:
+        problems.append(f"manifest version is {manifest.get('version')!r}, not {VERSION}")
     string(manifest, "eventcollectionid", "manifest")
     for key in ("participants", "conversations", "events"):
-        need(isinstance(manifest.get(key), list), f"manifest.{key} is missing or not an array")
+        if not isinstance(manifest.get(key), list):
+            problems.append(f"manifest.{key} is missing or not an array")
     if problems:
         return problems
     participant_ids: set[str] = set()
@@ -449,7 +486,8 @@ def check_manifest(manifest: Any, zip_names: set[str]) -> list[str]:
         string(p, "id", where, True, 1)
         for key in ("display", "email", "avatar", "account_id"):
             string(p, key, where)
-        need(p.get("id") not in participant_ids, f"{where}: duplicate participant id {p.get('id')!r}")
+        if p.get("id") in participant_ids:
+            problems.append(f"{where}: duplicate participant id {p.get('id')!r}")
         participant_ids.add(p.get("id"))
         if "avatar" in p:
             referenced_files.add(p["avatar"])
@@ -462,76 +500,103 @@ def check_manifest(manifest: Any, zip_names: set[str]) -> list[str]:
         string(c, "id", where, True, 1)
         string(c, "platform", where, True, 1)
         string(c, "display", where)
-        need(c.get("type", "direct") in ("direct", "channel"), f"{where}.type {c.get('type')!r} is not direct/channel")
+        if c.get("type", "direct") not in ("direct", "channel"):
+            problems.append(f"{where}.type {c.get('type')!r} is not direct/channel")
         members = c.get("participants")
-        need(isinstance(members, list), f"{where}.participants is missing or not an array")
+        if not isinstance(members, list):
+            problems.append(f"{where}.participants is missing or not an array")
         members = members if isinstance(members, list) else []
         for pid in members:
-            need(pid in participant_ids, f"{where}: participant {pid!r} is not defined")
-        if "custodian" in c:
-            need(c["custodian"] in members, f"{where}: custodian {c['custodian']!r} is not one of its participants")
+            if pid not in participant_ids:
+                problems.append(f"{where}: participant {pid!r} is not defined")
+        if "custodian" in c and c["custodian"] not in members:
+            problems.append(f"{where}: custodian {c['custodian']!r} is not one of its participants")
         if "icon" in c:
             referenced_files.add(c["icon"])
-        need(c.get("id") not in conversation_members, f"{where}: duplicate conversation id {c.get('id')!r}")
+        if c.get("id") in conversation_members:
+            problems.append(f"{where}: duplicate conversation id {c.get('id')!r}")
         conversation_members[c.get("id")] = set(members)
         customs(c, where)
     event_conversation: dict[str, Any] = {}
     for e in manifest["events"]:
         if isinstance(e, dict) and isinstance(e.get("id"), str):
-            need(e["id"] not in event_conversation, f"duplicate event id {e['id']!r}")
+            if e["id"] in event_conversation:
+                problems.append(f"duplicate event id {e['id']!r}")
             event_conversation[e["id"]] = e.get("conversation")
     for n, e in enumerate(manifest["events"]):
         where = f"events[{n}]"
         if not keys(e, "event", where):
             continue
-        need(e.get("type") in EVENT_TYPES, f"{where}.type {e.get('type')!r} is not one of {sorted(EVENT_TYPES)}")
-        for key in ("id", "parent", "body", "participant", "conversation"):
-            string(e, key, where)
-        if "timestamp" in e:
-            need(is_datetime(e["timestamp"]), f"{where}.timestamp {e['timestamp']!r} is not an RFC 3339 date-time")
-        need(isinstance(e.get("deleted", False), bool), f"{where}.deleted is not a boolean")
-        need(e.get("importance", "normal") in ("normal", "high"), f"{where}.importance is not normal/high")
-        need(e.get("direction", "incoming") in ("incoming", "outgoing"), f"{where}.direction is not incoming/outgoing")
-        if "participant" in e:
-            need(e["participant"] in participant_ids, f"{where}: participant {e['participant']!r} is not defined")
-        if "conversation" in e:
-            need(e["conversation"] in conversation_members,
-                 f"{where}: conversation {e['conversation']!r} is not defined")
-        if "parent" in e:
-            need(e["parent"] in event_conversation and event_conversation[e["parent"]] == e.get("conversation"),
-                 f"{where}: parent {e['parent']!r} is not an event of the same conversation")
-        for r_n, r in enumerate(e.get("reactions", [])):
-            w = f"{where}.reactions[{r_n}]"
-            if keys(r, "reaction", w):
-                string(r, "value", w, True, 1)
-                need(isinstance(r.get("count", 0), int), f"{w}.count is not an integer")
-                for pid in r.get("participants", []):
-                    need(pid in participant_ids, f"{w}: participant {pid!r} is not defined")
-        for a_n, a in enumerate(e.get("attachments", [])):
-            w = f"{where}.attachments[{a_n}]"
-            if keys(a, "attachment", w):
-                string(a, "id", w, True, 1)
-                string(a, "display", w)
-                need(isinstance(a.get("size", 0), int), f"{w}.size is not an integer")
-                referenced_files.add(a.get("id"))
-        for d_n, d in enumerate(e.get("edits", [])):
-            w = f"{where}.edits[{d_n}]"
-            if keys(d, "edit", w):
-                string(d, "participant", w, True, 1)
-                need(d.get("participant") in participant_ids, f"{w}: participant {d.get('participant')!r} is not "
-                                                              "defined")
-                if "timestamp" in d:
-                    need(is_datetime(d["timestamp"]), f"{w}.timestamp is not an RFC 3339 date-time")
-        for r_n, r in enumerate(e.get("read_receipts", [])):
-            w = f"{where}.read_receipts[{r_n}]"
-            if keys(r, "read_receipt", w):
-                need(r.get("participant") in participant_ids, f"{w}: participant is not defined")
+        _check_event(e, where, participant_ids, conversation_members, event_conversation, referenced_files,
+                     problems, string, keys)
         customs(e, where)
     for name in sorted(n for n in referenced_files if isinstance(n, str)):
-        need(name in zip_names, f"attachment {name!r} was not found in rsmf.zip")
+        if name not in zip_names:
+            problems.append(f"attachment {name!r} was not found in rsmf.zip")
     for name in sorted(zip_names - referenced_files - {"rsmf_manifest.json"}):
         problems.append(f"rsmf.zip file {name!r} does not have a reference in the manifest")
     return problems
+
+
+def _good_custom(item: Any) -> bool:
+    """A custom entry with nothing to report (the common case, checked without building any text):
+    exactly a non-empty string name and value, the only two keys allowed."""
+    return (item.__class__ is dict and len(item) == 2 and item.get("name").__class__ is str
+            and item.get("value").__class__ is str and item["name"] != "" and item["value"] != "")
+
+
+def _check_event(e: dict[str, Any], where: str, participant_ids: set[str], conversation_members: dict[str, Any],
+                 event_conversation: dict[str, Any], referenced_files: set[str], problems: list[str],
+                 string: Any, keys: Any) -> None:
+    """check_manifest's rules for one event E (its custom entries excepted)."""
+    if e.get("type") not in EVENT_TYPES:
+        problems.append(f"{where}.type {e.get('type')!r} is not one of {sorted(EVENT_TYPES)}")
+    for key in ("id", "parent", "body", "participant", "conversation"):
+        string(e, key, where)
+    if "timestamp" in e and not is_datetime(e["timestamp"]):
+        problems.append(f"{where}.timestamp {e['timestamp']!r} is not an RFC 3339 date-time")
+    if not isinstance(e.get("deleted", False), bool):
+        problems.append(f"{where}.deleted is not a boolean")
+    if e.get("importance", "normal") not in ("normal", "high"):
+        problems.append(f"{where}.importance is not normal/high")
+    if e.get("direction", "incoming") not in ("incoming", "outgoing"):
+        problems.append(f"{where}.direction is not incoming/outgoing")
+    if "participant" in e and e["participant"] not in participant_ids:
+        problems.append(f"{where}: participant {e['participant']!r} is not defined")
+    if "conversation" in e and e["conversation"] not in conversation_members:
+        problems.append(f"{where}: conversation {e['conversation']!r} is not defined")
+    if "parent" in e and not (e["parent"] in event_conversation
+                              and event_conversation[e["parent"]] == e.get("conversation")):
+        problems.append(f"{where}: parent {e['parent']!r} is not an event of the same conversation")
+    for r_n, r in enumerate(e.get("reactions", [])):
+        w = f"{where}.reactions[{r_n}]"
+        if keys(r, "reaction", w):
+            string(r, "value", w, True, 1)
+            if not isinstance(r.get("count", 0), int):
+                problems.append(f"{w}.count is not an integer")
+            for pid in r.get("participants", []):
+                if pid not in participant_ids:
+                    problems.append(f"{w}: participant {pid!r} is not defined")
+    for a_n, a in enumerate(e.get("attachments", [])):
+        w = f"{where}.attachments[{a_n}]"
+        if keys(a, "attachment", w):
+            string(a, "id", w, True, 1)
+            string(a, "display", w)
+            if not isinstance(a.get("size", 0), int):
+                problems.append(f"{w}.size is not an integer")
+            referenced_files.add(a.get("id"))
+    for d_n, d in enumerate(e.get("edits", [])):
+        w = f"{where}.edits[{d_n}]"
+        if keys(d, "edit", w):
+            string(d, "participant", w, True, 1)
+            if d.get("participant") not in participant_ids:
+                problems.append(f"{w}: participant {d.get('participant')!r} is not defined")
+            if "timestamp" in d and not is_datetime(d["timestamp"]):
+                problems.append(f"{w}.timestamp is not an RFC 3339 date-time")
+    for r_n, r in enumerate(e.get("read_receipts", [])):
+        w = f"{where}.read_receipts[{r_n}]"
+        if keys(r, "read_receipt", w) and r.get("participant") not in participant_ids:
+            problems.append(f"{w}: participant is not defined")
 
 
 def read(data: bytes) -> tuple[EmailMessage, dict[str, Any] | None, set[str], list[str]]:

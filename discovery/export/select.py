@@ -13,18 +13,31 @@ overlapping windows merge, and a message is a hit if the query matched it, conte
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.case import MESSAGE_SELECT, Case, message_record
+from discovery.case import Case
 from discovery.export.review_snapshot import ReviewSnapshot
 
 CHUNK = 500  # also the IN (...) list size: old SQLite builds allow 999 variables
 _IN = 500  # ids per IN (...) list
 _names = itertools.count(1)
+# The columns of discovery.case.MESSAGE_SELECT that message_record reads, by position (see _record),
+# preceded by the selection's hit flag.
+_EXPORT_SELECT = """
+SELECT x.hit, m.id, m.native_id, m.source_format, m.conversation_id, c.name, c.type, m.thread_id, m.reply_to,
+       m.bundle_id, m.sender_id, COALESCE(m.sender_name, p.name), m.sender_kind, m.sent_at, m.sent_at_raw,
+       m.tz_assumption, m.edited, m.edited_at, m.deleted, m.kind, m.text, m.mentions, m.attachments, m.reactions,
+       m.custodian, s.sha256, s.path, s.member, s.container_sha256, m.locator, m.raw"""
+_EXPORT_JOINS = """
+JOIN messages m ON m.id = x.id
+LEFT JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN participants p ON p.id = m.sender_id
+JOIN sources s ON s.id = m.source_id"""
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,28 @@ def _windows_by_seek(db: sqlite3.Connection, hits: str, out: str, stream: str, c
             db.executemany(f"INSERT OR IGNORE INTO {out} VALUES (?, 0, ?, ?, ?)", [tuple(r) for r in rows])
 
 
+def _json_list(text: str) -> Any:
+    """A JSON column; most are an empty list, which needs no parser."""
+    return [] if text == "[]" else json.loads(text)
+
+
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row of _EXPORT_SELECT as discovery.case.message_record makes it (same keys, same order, same
+    values; a test holds them equal), plus ``hit``. Positional: this runs once per exported message."""
+    return {
+        "id": row[1], "native_id": row[2], "source_format": row[3], "conversation_id": row[4],
+        "conversation_name": row[5] or row[4], "conversation_type": row[6], "thread_id": row[7],
+        "reply_to": row[8], "bundle_id": row[9], "sender_id": row[10], "sender_name": row[11] or row[10],
+        "sender_kind": row[12], "sent_at": row[13], "sent_at_raw": row[14], "tz_assumption": row[15],
+        "edited": bool(row[16]), "edited_at": row[17], "deleted": bool(row[18]), "kind": row[19],
+        "text": row[20], "mentions": _json_list(row[21]), "attachments": _json_list(row[22]),
+        "reactions": _json_list(row[23]), "custodian": row[24],
+        "source": {"sha256": row[25], "path": row[26], "member": row[27], "container_sha256": row[28],
+                   "locator": row[29]},
+        "raw": row[30], "hit": bool(row[0]),
+    }
+
+
 class Selection:
     """The exported messages of one query: build with :meth:`create`, read in export order."""
 
@@ -147,14 +182,14 @@ class Selection:
     def create(cls, case: Case, hit_ids: Iterable[str] | None, context: int) -> Selection:
         """HIT_IDS (in any order), or None for every message in the case, with CONTEXT around each."""
         db = connect(case)
-        hits = temp_table(db, "export_hits")
-        if hit_ids is None:
-            db.execute(f"INSERT INTO {hits} SELECT id, 1, conversation_id, sent_at_us, stream FROM messages")
-        else:
-            load_hits(db, hits, hit_ids)
         table = temp_table(db, "export_sel")
-        expand(db, hits, table, context)
-        db.execute(f"DROP TABLE {hits}")
+        if hit_ids is None:  # every message is a hit, so no window can add one: nothing to expand
+            db.execute(f"INSERT INTO {table} SELECT id, 1, conversation_id, sent_at_us, stream FROM messages")
+        else:
+            hits = temp_table(db, "export_hits")
+            load_hits(db, hits, hit_ids)
+            expand(db, hits, table, context)
+            db.execute(f"DROP TABLE {hits}")
         db.execute(f"CREATE INDEX {table}_order ON {table}(conversation_id, sent_at_us, id)")
         return cls(db, table)
 
@@ -196,30 +231,23 @@ class Selection:
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Every selected message as the message model M plus ``hit`` (bool) and the review decisions on it
-        now, ``tags`` and ``notes`` (discovery.export.review_snapshot), in export order."""
-        last: tuple[str, int, str] = ("", -(2**63), "")
-        while True:
-            keys = self.db.execute(
-                f"SELECT conversation_id, sent_at_us, id, hit FROM {self.table} "
-                "WHERE (conversation_id, sent_at_us, id) > (?, ?, ?) "
-                "ORDER BY conversation_id, sent_at_us, id LIMIT ?",
-                (*last, CHUNK),
-            ).fetchall()
-            if not keys:
-                return
-            ids = [row[2] for row in keys]
-            marks = ",".join("?" * len(ids))
-            records = {
-                row["id"]: message_record(row)
-                for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.id IN ({marks})", ids)
-            }
-            tags, notes = self.review.lookup(ids)
-            for row in keys:
-                record = records[row[2]]
-                record["hit"] = bool(row[3])
-                record["tags"], record["notes"] = tags[row[2]], notes[row[2]]
-                yield record
-            last = (keys[-1][0], keys[-1][1], keys[-1][2])
+        now, ``tags`` and ``notes`` (discovery.export.review_snapshot), in export order.
+
+        One ordered join read in chunks (not a query per chunk or per message): the export reads every
+        row once, and the review decisions are looked up a chunk at a time."""
+        cursor = self.db.cursor()
+        cursor.row_factory = None  # plain tuples: _record reads them by position
+        cursor.execute(f"{_EXPORT_SELECT} FROM {self.table} x {_EXPORT_JOINS} "
+                       "ORDER BY x.conversation_id, x.sent_at_us, x.id")
+        try:
+            while rows := cursor.fetchmany(CHUNK):
+                tags, notes = self.review.lookup([row[1] for row in rows])
+                for row in rows:
+                    record = _record(row)
+                    record["tags"], record["notes"] = tags[row[1]], notes[row[1]]
+                    yield record
+        finally:
+            cursor.close()
 
     def sources(self) -> list[dict[str, Any]]:
         """The source files the selected messages came from, with their ingest runs, by source id."""

@@ -25,6 +25,8 @@ SLICES = {"24h": 24, "12h": 12, "8h": 8, "conversation": None}
 MAX_EVENTS = 10_000
 BATES_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 BATES_WIDTH = 7
+# How discovery.model.iso_utc writes a time from the year 1000 on: already the UTC local_iso wants.
+_UTC_MS = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -56,6 +58,8 @@ def shown_time(local: str) -> str:
 def local_iso(value: str | None, tz: ZoneInfo) -> str:
     if not value:
         return ""
+    if tz.key == "UTC" and _UTC_MS.fullmatch(value):  # the default zone: no date arithmetic per message
+        return value[:23] + "+00:00"
     moment = parse_utc(value).astimezone(tz)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + _offset(moment)
 
