@@ -11,13 +11,16 @@ and decoding the export, which no ingest can beat).
 Both runs also time the search page (``search_page``: GET /search?q=TERM&context=N, the full HTML
 page, against the real app served by waitress; :mod:`discovery.web.bench`) for the term queries, and
 a search term report of the 50 terms in :data:`STR_TERMS` (``term_report_seconds``: the median of
-up to 3 runs of :func:`discovery.terms.term_report`, with the same context).
+up to 3 runs of :func:`discovery.terms.term_report`, with the same context). The plain run then
+exports every message with context and verifies the bundle (``export_all``, in a fresh process:
+issue 6's 200,000 messages in under 60 s with bounded memory); ``--no-export`` skips it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -168,7 +171,7 @@ def folder_mb(path: Path) -> float:
 
 
 def run_bench(messages: int, workdir: str | None = None, repeats: int = 10, context: int = 3,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, export: bool = True) -> dict[str, Any]:
     """Generate, ingest, query; returns the figures (see the module docstring)."""
     import shutil
 
@@ -209,7 +212,38 @@ def run_bench(messages: int, workdir: str | None = None, repeats: int = 10, cont
     log(f"search term report, {len(STR_TERMS)} terms: {result['term_report_seconds']} s")
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     case.close()
+    if export:
+        result["export_all"] = time_export_all(base / "case", base)
+        figures = result["export_all"]
+        log(f"export of all {figures['messages']:,} messages (context {figures['context']}): "
+            f"{figures['export_seconds']} s, {figures['export_msgs_per_s']:,.0f} msgs/s, "
+            f"peak RSS {figures['peak_rss_mb_after']} MB; verify {figures['verify_seconds']} s")
     return result
+
+
+def time_export_all(case_dir: Path, workdir: Path, context: int = 3) -> dict[str, Any]:
+    """Export every message of the case (the empty query) and verify the bundle, in a fresh process so
+    its peak RSS is the export's own: issue 6's property (200,000 messages in under 60 s, bounded memory)."""
+    out = workdir / "figures-export-all.json"
+    out.unlink(missing_ok=True)
+    child = multiprocessing.get_context("spawn").Process(target=_export_all_child, name="bench-export",
+                                                         args=(str(case_dir), str(workdir), context, str(out)))
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not out.exists():
+        raise RuntimeError(f"the export run failed (exit status {child.exitcode}); see the messages above")
+    return json.loads(out.read_text())
+
+
+def _export_all_child(case_dir: str, workdir: str, context: int, out: str) -> None:
+    from discovery.export import bench_export
+
+    case = Case(case_dir)
+    try:
+        figures = bench_export(case, "", context=context, workdir=workdir, verify=True)
+    finally:
+        case.close()
+    Path(out).write_text(json.dumps(figures))
 
 
 def time_page(case: Case, repeats: int, context: int) -> dict[str, Any]:
@@ -242,8 +276,6 @@ def run_engines(messages: int, engines: list[str], workdir: str | None = None, r
     Returns ``{"engines": {NAME: {"ingest_msgs_per_s", "index_mb", "peak_rss_mb", "p95_ms":
     {CLASS: ms}, ...}}, "floor_msgs_per_s", ...}``.
     """
-    import multiprocessing
-
     from discovery.engines import check_engine
 
     for name in engines:

@@ -374,7 +374,7 @@ def formats(as_json: bool) -> None:
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(1), help="Runs of each query set.")
 @click.option("--engine", "engines", metavar="NAME[,NAME]",
               help="Compare engines side by side in one run (whoosh, tantivy), each on its own case.")
-@click.option("--no-export", is_flag=True, help="With --engine: skip the export measurement.")
+@click.option("--no-export", is_flag=True, help="Skip the export measurement (all messages; with --engine, a query's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON at the end.")
 def bench(messages: int, workdir: str | None, repeats: int, engines: str | None, no_export: bool,
           as_json: bool) -> None:
@@ -417,7 +417,7 @@ def bench(messages: int, workdir: str | None, repeats: int, engines: str | None,
     else:
         from discovery.bench import run_bench
 
-        result = run_bench(messages, workdir=workdir, repeats=repeats, log=log)
+        result = run_bench(messages, workdir=workdir, repeats=repeats, log=log, export=not no_export)
     if as_json:
         emit_json(result)
 

@@ -34,6 +34,9 @@ def test_plain_bench_times_the_search_page_and_the_term_report(tmp_path):
     assert page["server"].startswith("waitress")
     assert page["p95_ms"] >= page["p50_ms"] > 0 and page["wall_p95_ms"] > 0
     assert data["term_report_seconds"] >= 0
+    export = data["export_all"]  # every message, verified: issue 6's 200k property at this tiny size
+    assert export["messages"] == data["ingested"] == 300 and export["verified"] is True
+    assert export["export_seconds"] > 0 and export["verify_seconds"] > 0
     case = Case(tmp_path / "case")
     try:  # the bench's account is an investigator whose token the bench replaced
         assert users.get(case, BENCH_USER).role == "investigator"
