@@ -67,19 +67,18 @@ def resolve(case: Case, node: Any) -> Any:
     ``Field("ids", frozenset of message ids)`` as case.db's review tables stand now
     (:func:`discovery.review.resolve_field`).
     """
+    return q.transform(node, lambda child: _resolve_field(case, child))
+
+
+def _resolve_field(case: Case, node: Any) -> Any:
+    """The replacement for one node of the tree, or None to keep it."""
     if isinstance(node, q.Field) and node.name == "participant":
         return q.Field("conversation_ids", frozenset(_conversations_with(case, node.value)))
     if isinstance(node, q.Field) and _is_review_field(node):
         from discovery.review import resolve_field
 
         return resolve_field(case, node)
-    if isinstance(node, (q.And, q.Or)):
-        return type(node)(tuple(resolve(case, child) for child in node.children))
-    if isinstance(node, q.Not):
-        return q.Not(resolve(case, node.child))
-    if isinstance(node, q.Near):
-        return node
-    return node
+    return None
 
 
 def _is_review_field(node: q.Field) -> bool:
