@@ -329,6 +329,15 @@ def browser_login(page: Any, server: Any, role: str = "investigator") -> Any:
     return page
 
 
+@pytest.fixture
+def private_page(browser: Any, private_app: Any) -> Iterator[tuple[Any, LiveServer]]:
+    """An investigator's page on a live server of a private case copy, for browser tests that write."""
+    with LiveServer(private_app) as server:
+        page = browser_login(new_page(browser), server)
+        yield page, server
+        page.context.close()
+
+
 @pytest.fixture(scope="session")
 def investigator_state(browser: Any, live_server: Any) -> dict[str, Any]:
     """The cookies of one real login through the form (as an investigator), for signed_in_page to reuse."""

@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
-
 from tests.conftest import XSS, LiveServer, browser_login, new_page
 
 
-@pytest.fixture
-def review_page(browser: Any, private_app: Any) -> Iterator[tuple[Any, LiveServer]]:
-    """An investigator's page on a live server of a private case copy (these tests write tags)."""
-    with LiveServer(private_app) as server:
-        page = browser_login(new_page(browser), server)
-        yield page, server
-        page.context.close()
-
-
-def test_tag_a_hit_from_the_results(review_page):
-    page, server = review_page
+def test_tag_a_hit_from_the_results(private_page):
+    page, server = private_page
     page.goto(server.url + "/search?q=whitewash")
     first = page.locator(".msg.hit").first
     first.locator(".tag-form select").select_option("responsive")
@@ -31,8 +17,8 @@ def test_tag_a_hit_from_the_results(review_page):
     assert page.errors == []
 
 
-def test_bulk_tag_with_the_stated_count(review_page):
-    page, server = review_page
+def test_bulk_tag_with_the_stated_count(private_page):
+    page, server = private_page
     page.goto(server.url + "/search?q=whitewash")
     total = page.locator(".msg.hit").count()  # the demo's whitewash hits fit on one page
     page.fill(".bulk-tag input[name=tag]", "privileged")
@@ -44,8 +30,8 @@ def test_bulk_tag_with_the_stated_count(review_page):
     assert page.errors == []
 
 
-def test_walk_a_set_with_the_1_key(review_page):
-    page, server = review_page
+def test_walk_a_set_with_the_1_key(private_page):
+    page, server = private_page
     page.goto(server.url + "/sets")
     page.fill(".new-set input[name=name]", "browser pass")
     page.fill(".new-set input[name=q]", "whitewash")
@@ -79,8 +65,8 @@ def test_add_a_note_beside_a_hit_with_javascript_off(browser, private_app):
             page.context.close()
 
 
-def test_a_hostile_note_stays_text(review_page):
-    page, server = review_page
+def test_a_hostile_note_stays_text(private_page):
+    page, server = private_page
     page.goto(server.url + "/search?q=whitewash")
     first = page.locator(".msg.hit").first
     first.locator(".note-add summary").click()
@@ -95,8 +81,8 @@ def test_a_hostile_note_stays_text(review_page):
     assert page.errors == []
 
 
-def test_bulk_tag_with_a_filter_tags_exactly_the_filtered_hits(review_page):
-    page, server = review_page
+def test_bulk_tag_with_a_filter_tags_exactly_the_filtered_hits(private_page):
+    page, server = private_page
     found = page.request.get(server.url + "/search.json?q=whitewash&per_page=200").json()
     senders = [h["message"]["sender_id"] for h in found["hits"]]
     sender = max(set(senders), key=senders.count)

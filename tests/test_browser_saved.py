@@ -6,23 +6,11 @@ test_browser_review.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, browser_login, new_page
-
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def saved_page(browser: Any, private_app: Any) -> Iterator[tuple[Any, LiveServer]]:
-    """An investigator's page on a live server of a private case copy."""
-    with LiveServer(private_app) as server:
-        page = browser_login(new_page(browser), server)
-        yield page, server
-        page.context.close()
 
 
 def shown_hits(page: Any) -> list[str]:
@@ -30,8 +18,8 @@ def shown_hits(page: Any) -> list[str]:
     return page.locator(".msg.hit").evaluate_all("items => items.map(item => item.dataset.open)")
 
 
-def test_save_the_search_see_it_listed_and_rerun_it(saved_page):
-    page, server = saved_page
+def test_save_the_search_see_it_listed_and_rerun_it(private_page):
+    page, server = private_page
     page.goto(server.url + "/search?q=whitewash&context=1&sort=time_asc&edited=0")
     before = shown_hits(page)
     assert before
