@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, BOM, soft hyphen.
@@ -37,8 +39,10 @@ _CJK_RANGES = (
     "\U00020000-\U0002ffff"  # extensions B-F
 )
 _CJK_CHAR = f"[{_CJK_RANGES}]"
-# A token is a run of CJK characters, or a run of word characters that are not CJK.
-_TOKEN = re.compile(f"({_CJK_CHAR}+)|((?:(?!{_CJK_CHAR})[\\w])+)")
+# A token is a run of CJK characters, or a run of word characters that are not CJK. (The second
+# class is ``(?!CJK)\\w`` written as one character class: [^\\W...] is "a word character and none of
+# these"; the same characters, without a lookahead at every one.)
+_TOKEN = re.compile(f"({_CJK_CHAR}+)|([^\\W{_CJK_RANGES}]+)")
 _IS_CJK = re.compile(f"^{_CJK_CHAR}+$")
 
 
@@ -102,7 +106,8 @@ def token_texts(text: str) -> list[str]:
     """Exactly ``[token.text for token in tokenize(text)]``, without positions or offsets (for
     indexing, where a token's position is its place in this list). Much faster."""
     if text.isascii():
-        return _ASCII_WORD.findall(text.lower())
+        # _ASCII_WORD.findall(text.lower()), faster: every non-word byte becomes a space, then split
+        return text.lower().encode("ascii").translate(_ASCII_WORDS_ONLY).decode("ascii").split()
     out: list[str] = []
     for cjk_run, word in _TOKEN.findall(_normalized(text)):
         if word:
@@ -112,6 +117,49 @@ def token_texts(text: str) -> list[str]:
         else:
             out.extend([cjk_run[i : i + 2] for i in range(len(cjk_run) - 1)])
     return out
+
+
+_REMEMBERED = "_discovery_joined_tokens"  # the attribute remember_tokens sets
+_REMEMBERING = False  # whether remember_tokens does anything (see remembering_tokens)
+
+
+@contextmanager
+def remembering_tokens(enabled: bool) -> Iterator[None]:
+    """While inside, ``remember_tokens`` computes and keeps tokens (if ENABLED: the engine being
+    written uses them); else it does nothing. Ingest sets this around a run; forked workers inherit it."""
+    global _REMEMBERING  # noqa: PLW0603 - a per-process switch, like the run it is set for
+    previous, _REMEMBERING = _REMEMBERING, enabled
+    try:
+        yield
+    finally:
+        _REMEMBERING = previous
+
+
+def remember_tokens(holder: object, text: str) -> None:
+    """Compute ``token_texts(TEXT)`` now (joined by single spaces: no token holds one, and none is
+    empty) and keep it on HOLDER (a message, then its index document), with TEXT.
+
+    Ingest's parsing worker processes do this (when ``remembering_tokens``), so the process
+    writing the index does not have to; ``remembered_joined_tokens`` hands them out only for that
+    very text, else tokenizes afresh.
+    """
+    if _REMEMBERING:
+        holder.__dict__[_REMEMBERED] = (text, " ".join(token_texts(text)))
+
+
+def carry_tokens(source: object, target: object) -> None:
+    """Pass on what ``remember_tokens`` kept on SOURCE (if anything) to TARGET."""
+    remembered = source.__dict__.get(_REMEMBERED)
+    if remembered is not None:
+        target.__dict__[_REMEMBERED] = remembered
+
+
+def remembered_joined_tokens(holder: object, text: str) -> str:
+    """``" ".join(token_texts(TEXT))``: as remembered on HOLDER for an equal text, else computed now."""
+    remembered = holder.__dict__.get(_REMEMBERED)
+    if remembered is not None and remembered[0] == text:
+        return remembered[1]
+    return " ".join(token_texts(text))
 
 
 def cjk_unigram_texts(text: str) -> list[str]:
@@ -127,6 +175,8 @@ def query_words(text: str) -> list[str]:
 
 
 _ASCII_WORD = re.compile(r"\w+")  # on ASCII text, \w is [A-Za-z0-9_] and nothing is CJK
+# bytes.translate table: ASCII word characters kept, every other byte a space (for str.split)
+_ASCII_WORDS_ONLY = bytes(c if re.fullmatch(r"\w", chr(c)) else 0x20 for c in range(256))
 _CJK_RUN = re.compile(f"{_CJK_CHAR}+")
 _COMBINING: frozenset[str] | None = None  # every character with a non-zero combining class
 

@@ -87,6 +87,8 @@ def stable_id(source_format: str, conversation_id: str, native_id: str) -> str:
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a trailing Z, millisecond precision: the one way times leave us."""
     moment = moment.astimezone(UTC)
+    if moment.year >= 1000:  # isoformat pads years to 4 digits, strftime does not: the same from 1000
+        return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # truncated to ms, as below
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -22,8 +22,16 @@ def _adapter_modules() -> list[str]:
 MIN_SCORE = 10  # below this, "not a format we know"
 
 
+_ADAPTERS: tuple[Adapter, ...] | None = None
+
+
 def adapters() -> list[Adapter]:
-    return [importlib.import_module(path).ADAPTER for path in _adapter_modules()]
+    """Every adapter, in auction order. Found once per process: listing the package and importing
+    its modules on every call cost ~140 us, and the auction calls this once per file."""
+    global _ADAPTERS  # noqa: PLW0603 - a per-process cache of what the package holds
+    if _ADAPTERS is None:
+        _ADAPTERS = tuple(importlib.import_module(path).ADAPTER for path in _adapter_modules())
+    return list(_ADAPTERS)
 
 
 def get_adapter(name: str) -> Adapter:
@@ -38,10 +46,24 @@ def detect(file: SourceFile) -> tuple[Adapter | None, int]:
     """The adapter most sure of FILE, with its score; (None, 0) when none claims it."""
     best: Adapter | None = None
     best_score = 0
-    for adapter in adapters():
+    best_index = -1
+    capped = []  # adapters whose sniff declares a ceiling (max_score): asked last, only if they could matter
+    for index, adapter in enumerate(adapters()):
+        ceiling = getattr(adapter, "max_score", None)
+        if ceiling is not None:
+            capped.append((index, adapter, ceiling))
+            continue
         score = adapter.sniff(file)
         if score > best_score:
-            best, best_score = adapter, score
+            best, best_score, best_index = adapter, score, index
+    for index, adapter, ceiling in capped:
+        # The answer is the first adapter (in module order) with the highest score: one that can
+        # at best tie with the leader from behind it, or score less, cannot change it.
+        if ceiling < best_score or (ceiling == best_score and index > best_index):
+            continue
+        score = adapter.sniff(file)
+        if score > best_score or (score == best_score and score > 0 and index < best_index):
+            best, best_score, best_index = adapter, score, index
     if best_score < MIN_SCORE:
         return None, best_score
     return best, best_score

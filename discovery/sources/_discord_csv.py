@@ -33,6 +33,7 @@ from discovery.sources.files import SourceFile
 
 SOURCE_FORMAT = "dce_csv"
 HEADER = ["AuthorID", "Author", "Date", "Content", "Attachments", "Reactions"]
+_HEADER_LINE = ",".join(HEADER)
 _CHANNEL_ID = re.compile(r"\[(\d{15,22})\]")
 _REACTION = re.compile(r"(.+?) \((\d+)\)(?:,|$)")
 _URL_START = re.compile(r",(?=[A-Za-z][\w+.-]*://)")
@@ -40,8 +41,10 @@ _URL_START = re.compile(r",(?=[A-Za-z][\w+.-]*://)")
 
 def is_dce_csv(text: str) -> bool:
     """True when TEXT starts with DCE's CSV header (quoted or not)."""
-    first = text.lstrip("\ufeff").split("\n", 1)[0].strip().replace('"', "")
-    return first == ",".join(HEADER)
+    first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
+    if len(first) - first.count('"') != len(_HEADER_LINE):
+        return False  # (the length it has without its quotes: a long first line is never the header)
+    return first.replace('"', "") == _HEADER_LINE
 
 
 def _conversation(file: SourceFile) -> tuple[str, str]:

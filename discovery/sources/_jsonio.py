@@ -43,15 +43,56 @@ def head_text(file: SourceFile) -> str:
         head = file.head()
     except READ_ERRORS:
         return ""
-    return head.removeprefix(BOM).decode("utf-8", "replace")
+    global _LAST_HEAD  # noqa: PLW0603 - one entry: every sniffer of a file asks for the same head
+    last = _LAST_HEAD  # (read once: another thread may replace it)
+    if last[0] is head:
+        return last[1]
+    text = head.removeprefix(BOM).decode("utf-8", "replace")
+    _LAST_HEAD = (head, text)
+    return text
 
 
+_LAST_HEAD: tuple[bytes, str] = (b"", "")
 _KEY = re.compile(r'"([@A-Za-z_][\w.@]{0,60})"\s*:')
 
 
-def head_keys(text: str) -> set[str]:
-    """The JSON object keys that appear in TEXT: what sniffers compare against a format's vocabulary."""
-    return set(_KEY.findall(text))
+def head_keys(text: str) -> frozenset[str]:
+    """The JSON object keys that appear in TEXT: what sniffers compare against a format's vocabulary.
+
+    Several sniffers ask this of the same head text (the very same str object, from head_text):
+    the last answer is kept for that object.
+    """
+    global _LAST_KEYS  # noqa: PLW0603 - a one-entry cache
+    last = _LAST_KEYS  # (read once: another thread may replace it)
+    if last[0] is text:
+        return last[1]
+    keys = frozenset(_KEY.findall(text))
+    _LAST_KEYS = (text, keys)
+    return keys
+
+
+_LAST_KEYS: tuple[str, frozenset[str]] = ("", frozenset())
+
+
+def sniff_loads(line: str) -> Any:
+    """``json.loads(LINE)`` for sniffers (never mutate the result): several sniffers parse the same
+    first line of a file, so the last answer (value or ValueError) is kept for an equal LINE."""
+    global _LAST_LOADS  # noqa: PLW0603 - a one-entry cache
+    last = _LAST_LOADS
+    if last[0] == line and last[0] is not None:
+        if last[2] is not None:
+            raise last[2].with_traceback(None)
+        return last[1]
+    try:
+        value = json.loads(line)
+    except ValueError as error:
+        _LAST_LOADS = (line, None, error)
+        raise
+    _LAST_LOADS = (line, value, None)
+    return value
+
+
+_LAST_LOADS: tuple[str | None, Any, ValueError | None] = (None, None, None)
 
 
 def load_json(file: SourceFile) -> tuple[Any, SourceError | None]:

@@ -98,8 +98,19 @@ def display_name(author: str) -> str:
 
 
 def match_header(line: str) -> bool:
+    if len(line) > _PEEK:
+        # Both header shapes start with a digit or "[". Cleaning maps characters one by one, so the
+        # cleaned start of the line is the start of the cleaned line: look there first (a long JSON
+        # line is rejected without cleaning all of it).
+        start = clean(line[:_PEEK]).lstrip()
+        if start and not _HEADER_START.match(start):
+            return False
     line = clean(line).lstrip()
     return any(pattern.match(line) for pattern in _HEADERS.values())
+
+
+_PEEK = 256
+_HEADER_START = re.compile(r"[\d\[]")  # what the date of "android" and the "[" of "ios" start with
 
 
 def first_header_style(text: str, lines: int = 200) -> str | None:

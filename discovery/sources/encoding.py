@@ -55,8 +55,8 @@ def _utf16_by_nuls(sample: bytes) -> str | None:
     units = len(sample) // 2
     if units < 2:
         return None
-    even = sum(1 for i in range(0, units * 2, 2) if sample[i] == 0)
-    odd = sum(1 for i in range(1, units * 2, 2) if sample[i] == 0)
+    even = sample[0 : units * 2 : 2].count(0)  # NUL bytes at even offsets (counted in C)
+    odd = sample[1 : units * 2 : 2].count(0)
     if odd >= units * _NUL_SHARE and even <= units * 0.05:
         return "utf-16-le"
     if even >= units * _NUL_SHARE and odd <= units * 0.05:
@@ -87,7 +87,24 @@ def decode(data: bytes) -> tuple[str, str, bool]:
 
 
 def head_text(head: bytes) -> str:
-    """Best-effort text of a file's first bytes, for sniffing only (a cut multi-byte tail is fine)."""
+    """Best-effort text of a file's first bytes, for sniffing only (a cut multi-byte tail is fine).
+
+    Every sniffer of a file asks for the same head: the last answer is kept (for that very bytes
+    object, held here so its identity cannot be reused).
+    """
+    global _LAST_HEAD  # noqa: PLW0603 - a one-entry cache
+    last = _LAST_HEAD
+    if last[0] is head:
+        return last[1]
+    text = _head_text(head)
+    _LAST_HEAD = (head, text)
+    return text
+
+
+_LAST_HEAD: tuple[bytes, str] = (b"", "")
+
+
+def _head_text(head: bytes) -> str:
     name, bom = detect(head)
     body = head[bom:]
     if name.startswith("utf-16"):

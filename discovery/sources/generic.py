@@ -37,6 +37,7 @@ from dateutil import parser as date_parser
 
 from discovery.model import Attachment, Mention, Message, SourceError
 from discovery.sources._dayorder import decide_order
+from discovery.sources._jsonio import sniff_loads
 from discovery.sources._localtime import LocalZone
 from discovery.sources.base import Parsed, ParseOptions
 from discovery.sources.encoding import decode, fallback_note, head_text
@@ -53,6 +54,7 @@ _TRUE = {"true", "yes", "y", "1", "x", "deleted", "edited"}
 class GenericAdapter:
     name = "generic"
     source_format = "generic_csv"  # messages from JSONL files carry "generic_jsonl"
+    max_score = 5  # sniff never says more: the auction skips it when that could not change the winner
     description = "Any CSV or JSONL of messages, read through --map FIELD=COLUMN (use with --format generic)"
     limits = (
         "Only the mapped columns: no reactions, attachments, edits or deletions unless the tool that wrote the "
@@ -69,7 +71,7 @@ class GenericAdapter:
         first = next((line for line in text.split("\n") if line.strip()), "")
         if first.lstrip().startswith("{"):
             try:
-                return 5 if isinstance(json.loads(first), dict) else 0
+                return 5 if isinstance(sniff_loads(first), dict) else 0
             except ValueError:
                 return 0
         if "\x00" in text or not any(sep in first for sep in ",;\t|"):

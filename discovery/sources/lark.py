@@ -33,17 +33,25 @@ whole document) for JSON, both combined for a page written on one JSONL line
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
+import itertools
 import json
+import os
+import pickle
 import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import ijson
 
+from discovery.analysis import remember_tokens
 from discovery.model import Attachment, Mention, Message, Reaction, SourceError, epoch_ms_to_utc
+from discovery.sources import _jsonio as jsonio
 from discovery.sources.base import Parsed, ParseOptions
 from discovery.sources.files import SourceFile
 
@@ -173,6 +181,11 @@ def _read_json(file: SourceFile, head: bytes) -> Iterator[_Record | SourceError]
     if shape == "object":
         yield from _read_single_object(file)
         return
+    if file.size <= WHOLE_JSON_LIMIT:
+        records = _whole_document_records(file, shape, envelope)
+        if records is not None:
+            yield from records
+            return
     prefix = "item" if shape == "array" else "data.items.item"
     last = None
     with file.open() as raw_stream:
@@ -187,6 +200,67 @@ def _read_json(file: SourceFile, head: bytes) -> Iterator[_Record | SourceError]
                     last = f"/{index}"
         except (ijson.JSONError, ValueError) as error:
             yield SourceError(_json_problem(file, error, last, stream.count), f"byte {stream.count}")
+
+
+# A page or array this small is decoded whole by json.loads (C, several times faster than ijson's
+# item building) when that gives exactly what streaming it would; else it is streamed (below).
+WHOLE_JSON_LIMIT = 8 * 1024 * 1024
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error)  # a zip member fails with these too
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # json.loads takes NaN and Infinity, ijson does not
+
+
+def _whole_document_records(file: SourceFile, shape: str, envelope: dict[str, Any]) -> list[_Record] | None:
+    """The records ``_read_json`` streams from FILE, from one ``json.loads``; None when the streamed
+    reading could differ, so the caller streams it instead: the bytes are not strict UTF-8, hold a
+    ``\\uD8xx``-style escape (a lone surrogate: the two decoders treat it differently), are not
+    valid JSON to ``json.loads`` (the stream then says where it breaks, and yields what comes
+    before), or could repeat the ``data`` or ``items`` key (the stream reads every copy, json.loads
+    keeps the last)."""
+    try:
+        with file.open() as stream:
+            data = stream.read(WHOLE_JSON_LIMIT + 1)
+    except _READ_ERRORS:
+        return None
+    if len(data) > WHOLE_JSON_LIMIT or b"\\ud" in data or b"\\uD" in data:
+        return None
+    try:
+        document = json.loads(data.removeprefix(BOM).decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    if shape == "array":
+        if not isinstance(document, list):
+            return None
+        return [record for index, obj in enumerate(document) for record in _unwrap(obj, f"/{index}")]
+    body = document.get("data") if isinstance(document, dict) else None
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or data.count(b'"data"') != 1 or data.count(b'"items"') != 1:
+        return None
+    return [_Record(obj, f"/data/items/{index}", envelope) for index, obj in enumerate(items)]
+
+
+# What every record able to teach the directory something holds, unless written with \\u escapes:
+# one of these keys, or the string "merge_forward" (msg_type's). (Substring test first: fast.)
+_TEACHING = tuple((b'"' + key + b'"', re.compile(rb'"' + key + rb'"\s*:'))
+                  for key in (b"event", b"mentions", b"member_id", b"open_id", b"union_id", b"name", b"chat_mode",
+                              b"reaction_type")) + ((b'"merge_forward"', re.compile(b'"merge_forward"')),)
+
+
+def _teaches_nothing(file: SourceFile) -> bool:
+    """True when no record of FILE can teach the directory anything (see ``_Directory.learn``):
+    the first pass skips it. False when unsure (a large file, an escape, an unreadable file)."""
+    if file.size > WHOLE_JSON_LIMIT:
+        return False
+    try:
+        with file.open() as stream:
+            data = stream.read(WHOLE_JSON_LIMIT + 1)
+    except _READ_ERRORS:
+        return False
+    if len(data) > WHOLE_JSON_LIMIT or b"\\u" in data:
+        return False
+    return not any(quoted in data and pattern.search(data) for quoted, pattern in _TEACHING)
 
 
 def _read_single_object(file: SourceFile) -> Iterator[_Record | SourceError]:
@@ -821,14 +895,34 @@ _SCORED_KEYS = (
 _JSON_KEY = re.compile(rb'"(' + b"|".join(k.encode() for k in _SCORED_KEYS) + rb')"\s*:')
 
 
-def _score(head: bytes) -> int:
-    """Score a file's first bytes: message and event files highest, directory files a little lower."""
+# Each scored key alone, for _scored_keys.
+_KEY_PATTERNS = {key: re.compile(rb'"' + key.encode() + rb'"\s*:') for key in _SCORED_KEYS}
+
+
+def _scored_keys(text: bytes, text_keys: frozenset[str] | None) -> set[str]:
+    """``{key.decode() for key in _JSON_KEY.findall(text)}``.
+
+    TEXT_KEYS, when given, is ``head_keys`` of the decoded head TEXT was cut from (the other
+    sniffers have it already): a scored key found in TEXT is always among them (decoding keeps
+    ASCII bytes as they are, and ``head_keys``' pattern meets every ``"key"<blanks>:`` of this
+    shape), so only those few are looked for, each on its own (no two matches of _JSON_KEY can
+    overlap, so findall finds exactly the keys whose own pattern matches somewhere).
+    """
+    if text_keys is None:
+        return {key.decode("ascii") for key in set(_JSON_KEY.findall(text))}
+    return {key for key in text_keys if key in _KEY_PATTERNS and _KEY_PATTERNS[key].search(text)}
+
+
+def _score(head: bytes, head_keys: frozenset[str] | None = None) -> int:
+    """Score a file's first bytes: message and event files highest, directory files a little lower.
+
+    HEAD_KEYS: ``_jsonio.head_keys`` of HEAD's text, if known (a shortcut, see _scored_keys)."""
     text = head.removeprefix(BOM).lstrip()
     if text[:1] not in (b"{", b"["):
         # JSONL whose first line is damaged: judge by the lines that follow, a little less sure
         later = text.find(b"\n{")
         return max(0, _score(text[later + 1 :]) - 20) if later >= 0 else 0
-    keys = {key.decode("ascii") for key in _JSON_KEY.findall(text)}
+    keys = _scored_keys(text, head_keys)
     if b"im.message.receive_v1" in text or {"message_type", "message_id", "chat_type"} <= keys:
         return 95
     if {"message_id", "msg_type"} <= keys and keys & {"create_time", "body", "chat_id"}:
@@ -870,9 +964,10 @@ class LarkAdapter:
     def sniff(self, file: SourceFile) -> int:
         """Score by content only: the JSON keys the Lark API uses, never the file name."""
         try:
-            return _score(file.head())
+            head = file.head()
         except OSError:
             return 0
+        return _score(head, jsonio.head_keys(jsonio.head_text(file)))
 
     def parse(self, files: list[SourceFile], options: ParseOptions | None = None) -> Iterator[Parsed]:
         """Learn names from every file first, then yield messages and problems file by file.
@@ -881,16 +976,119 @@ class LarkAdapter:
         """
         directory = _Directory()
         for file in files:
+            if _teaches_nothing(file):
+                continue
             for item in _read(file):
                 if isinstance(item, _Record):
                     # a record with wrong types teaches nothing; the second pass reports it
                     with contextlib.suppress(TypeError, AttributeError, KeyError, ValueError):
                         directory.learn(item)
+        if _parallel(files):
+            yield from _messages_in_parallel(files, directory)
+            return
         for file in files:
-            for item in _read(file):
-                result = item if isinstance(item, SourceError) else _to_message(item, directory)
-                if result is not None:
-                    yield file, result
+            for result in _file_messages(file, directory):
+                yield file, result
+
+
+def _file_messages(file: SourceFile, directory: _Directory) -> Iterator[Message | SourceError]:
+    """The second pass over one file: its messages and problems, in order."""
+    for item in _read(file):
+        result = item if isinstance(item, SourceError) else _to_message(item, directory)
+        if result is not None:
+            yield result
+
+
+# ----------------------------------------------------------------------------- the second pass in parallel
+
+# The second pass turns each file into messages on its own, given the directory: with this many
+# files and bytes or more, worker processes (forked once the directory is complete, so they hold
+# it) parse runs of PARALLEL_CHUNK files while this process writes what they return, in file order.
+PARALLEL_MIN_FILES = 16
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+PARALLEL_CHUNK = 8
+_WORK: tuple[list[SourceFile], _Directory] | None = None  # what forked workers parse
+
+
+def _parallel(files: list[SourceFile]) -> bool:
+    import multiprocessing
+
+    return (len(files) >= PARALLEL_MIN_FILES and sum(f.size for f in files) >= PARALLEL_MIN_BYTES
+            and (os.cpu_count() or 1) >= 2 and "fork" in multiprocessing.get_all_start_methods())
+
+
+def _parse_chunk(indices: list[int]) -> tuple[list[tuple[int, Message | SourceError]], BaseException | None]:
+    """In a worker: the second pass over the files at INDICES, and the error that stopped it (if one did)."""
+    assert _WORK is not None
+    files, directory = _WORK
+    out: list[tuple[int, Message | SourceError]] = []
+    try:
+        for index in indices:
+            for result in _file_messages(files[index], directory):
+                if isinstance(result, Message):
+                    remember_tokens(result, result.text)  # so the indexing process need not
+                out.append((index, result))
+    except Exception as error:  # noqa: BLE001 - raised again in the parent, after what came before it
+        try:
+            pickle.dumps(error)
+        except Exception:  # noqa: BLE001 - an exception that cannot travel: its type and text can
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        return out, error
+    return out, None
+
+
+def _messages_in_parallel(files: list[SourceFile], directory: _Directory) -> Iterator[Parsed]:
+    """Exactly what the serial second pass yields, in the same order, parsed by worker processes.
+
+    At most two runs per worker are in flight, so memory stays bounded when this process (writing
+    case.db and the index) is slower than the workers. A run no worker could take (none could be
+    started, or one died: killed, out of memory) is parsed here instead, when its turn comes.
+    """
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from discovery.sources.files import close_archives
+
+    global _WORK  # noqa: PLW0603 - handed to the forked workers (and read here, for runs parsed here)
+    workers = max(1, min((os.cpu_count() or 1) - 1, 4))
+    chunks = iter([list(range(start, min(start + PARALLEL_CHUNK, len(files))))
+                   for start in range(0, len(files), PARALLEL_CHUNK)])
+    broken = False
+    _WORK = (files, directory)
+    try:
+        # Each worker starts with no zip open (forked, it would share this process's file offsets).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=close_archives) as pool:
+
+            def submit(chunk: list[int]) -> Future | None:
+                if broken:
+                    return None
+                try:
+                    return pool.submit(_parse_chunk, chunk)
+                except (OSError, BrokenProcessPool):
+                    return None
+
+            pending = collections.deque((chunk, submit(chunk)) for chunk in itertools.islice(chunks, 2 * workers))
+            while pending:
+                chunk, future = pending.popleft()
+                outcome = None
+                if future is not None:
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                if outcome is None:
+                    outcome = _parse_chunk(chunk)
+                for more in itertools.islice(chunks, 1):
+                    pending.append((more, submit(more)))
+                results, error = outcome
+                for index, result in results:
+                    yield files[index], result
+                if error is not None:
+                    raise error
+    finally:
+        _WORK = None
 
 
 ADAPTER = LarkAdapter()

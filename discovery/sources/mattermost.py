@@ -17,7 +17,6 @@ longer export. ``conversation_id`` is ``"mattermost:<team>/<channel>"`` for chan
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,16 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from discovery.model import Attachment, Mention, Message, Reaction, SourceError
-from discovery.sources._jsonio import head_text, iter_jsonl, list_of, obj_of, raw_json, text_of
+from discovery.sources._jsonio import (
+    READ_ERRORS,
+    head_text,
+    iter_jsonl,
+    list_of,
+    obj_of,
+    raw_json,
+    sniff_loads,
+    text_of,
+)
 from discovery.sources._times import epoch_ms_to_utc_checked
 from discovery.sources.base import Parsed, ParseOptions
 from discovery.sources.files import SourceFile
@@ -220,8 +228,10 @@ def _reactions(items: Any) -> list[Reaction]:
 def _score(text: str) -> int:
     """A bulk-export line: ``{"type": kind, kind: {...}}`` (the first line is normally the version)."""
     for line in text.splitlines()[:5]:
+        if '"type"' not in line and "\\u" not in line:
+            continue  # no object in it can have a "type" key (spelt plainly or with \u escapes)
         try:
-            obj = json.loads(line)
+            obj = sniff_loads(line)
         except (ValueError, RecursionError):
             continue
         kind = obj.get("type") if isinstance(obj, dict) else None
@@ -250,6 +260,12 @@ class MattermostAdapter:
 
     def sniff(self, file: SourceFile) -> int:
         """Score by content: the first lines' ``{"type": ..., <type>: {...}}`` shape."""
+        try:
+            head = file.head()
+        except READ_ERRORS:
+            return 0
+        if b'"type"' not in head and b"\\u" not in head:
+            return 0  # no line can hold a "type" key (decoding the head never makes ASCII bytes up)
         return _score(head_text(file))
 
     def parse(self, files: list[SourceFile], options: ParseOptions | None = None) -> Iterator[Parsed]:

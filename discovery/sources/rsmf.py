@@ -64,8 +64,7 @@ class RsmfAdapter:
             text = head_text(file.head())
         except (OSError, zipfile.BadZipFile, EOFError, zlib.error):
             return 0
-        header_block = re.split(r"\r?\n\r?\n", text, maxsplit=1)[0]
-        if re.search(r"(?im)^X-RSMF-Version:", header_block):
+        if _has_version_header(_header_block(text)):
             return 95
         if _looks_like_manifest(text):
             return 85
@@ -80,6 +79,35 @@ class RsmfAdapter:
                     yield file, item
             except Exception as error:  # noqa: BLE001 - the contract: a bad file is an item, never a crash
                 yield file, SourceError(f"cannot read this RSMF file: {type(error).__name__}: {error}")
+
+
+_BLANK_LINE = re.compile(r"\n\r?\n")  # searched by its first character, unlike r"\r?\n\r?\n"
+_VERSION_HEADER = re.compile(r"X-RSMF-Version:", re.I)
+
+
+def _header_block(text: str) -> str:
+    """``re.split(r"\r?\n\r?\n", text, maxsplit=1)[0]``: TEXT up to its first blank line.
+
+    Every match of that pattern holds one of r"\n\r?\n", starting there or one "\r" earlier, so
+    the leftmost one starts at the leftmost of these (or the "\r" just before it).
+    """
+    found = _BLANK_LINE.search(text)
+    if found is None:
+        return text
+    start = found.start()
+    return text[: start - 1] if start and text[start - 1] == "\r" else text[:start]
+
+
+def _has_version_header(block: str) -> bool:
+    """``re.search(r"(?im)^X-RSMF-Version:", block)``, tried only where a line starts."""
+    at = 0
+    while at >= 0:
+        if _VERSION_HEADER.match(block, at):
+            return True
+        at = block.find("\n", at)
+        if at >= 0:
+            at += 1
+    return False
 
 
 def _looks_like_manifest(text: str) -> bool:
