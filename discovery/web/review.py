@@ -10,17 +10,21 @@ context, states the count ``count_query`` finds and applies ``tag_query`` with t
 the answer is a 409 asking to confirm the new count.
 
 Pages showing messages call :func:`prefetch` with the ids they show, so each message's tags and
-notes come from two queries per page (the template globals ``review_tags`` / ``review_notes``).
+notes come from two queries per page (the template globals ``review_tags`` / ``review_notes``);
+what the forms beside every message share (``review_form``) is worked out once per request.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from discovery import review
 from discovery.query import QueryError
@@ -28,7 +32,7 @@ from discovery.query import ast as q
 from discovery.query.parser import parse
 from discovery.search import show as run_show
 from discovery.web import get_case, zones
-from discovery.web.access import READERS
+from discovery.web.access import READERS, allowed
 from discovery.web.errors import error_response
 from discovery.web.params import BadParam, SearchParams
 from discovery.web.render import display_zone_name, respond, safe_next, url_with, wants_json
@@ -75,14 +79,40 @@ def _choices() -> list[review.Tag]:
 
 @bp.app_template_global()
 def review_tags(message_id: str) -> dict[str, Any]:
-    """For a message's tag line (``_macros.html``): its tags, the case's tags, and the way back here."""
-    return {"tags": _tags_of(message_id), "choices": _choices(), "next": here()}
+    """For a message's tag line (``_macros.html``): its tags, and what every such line shares
+    (:func:`review_form`: the case's tags, the way back here ...)."""
+    return {"tags": _tags_of(message_id), **review_form()}
+
+
+_OPTION = Markup("<option>%s</option>")
+
+
+@bp.app_template_global()
+def review_form() -> dict[str, Any]:
+    """What the review forms beside each message share, worked out once per request: which forms
+    the user gets (``may``: tag, add_note, edit_note), the case's tags (``choices``, and as
+    ``<option>``s: ``options``), the way back here (``next``) and the form token (``csrf``, made
+    only for a user who gets a form)."""
+    form = g.get("review_form")
+    if form is None:
+        may = {"tag": allowed("review.tag_message"), "add_note": allowed("review.add_note"),
+               "edit_note": allowed("review.edit_note")}
+        choices = _choices()
+        form = g.review_form = {
+            "may": may, "choices": choices, "next": here(),
+            "options": Markup("").join(_OPTION % tag.name for tag in choices),
+            "csrf": generate_csrf() if any(may.values()) else "",
+        }
+    return dict(form)
 
 
 @bp.app_template_global()
 def here() -> str:
     """This page's path and query, for a form's way back (a transcript's spliced partial page: its full page)."""
-    return url_with(drop=["partial"])
+    back = g.get("review_here")
+    if back is None:
+        back = g.review_here = url_with(drop=["partial"])
+    return str(back)
 
 
 @bp.app_template_global()
@@ -115,12 +145,23 @@ def review_data(case: Any, message_ids: list[str]) -> dict[str, Any]:
 
 
 def search_extras(case: Any, result: Any, shown: list[dict[str, Any]],
-                  hit_ids: Iterable[str] | None = None) -> dict[str, Any]:
+                  hit_ids: Iterable[str] | None = None, *, twin: bool = True) -> dict[str, Any]:
     """What the search page adds for review: the tag facet over the whole result, and the tags and
     notes of the messages shown (hits and context). HIT_IDS, every hit id if the page has them
-    already, makes the facet a set intersection instead of an engine pass."""
+    already, makes the facet a set intersection instead of an engine pass. Without TWIN (an HTML
+    page) the tags and notes are only prefetched for the template, not also listed as JSON."""
     facet = review.tag_counts_of_query(case, result.parsed, result.total, hit_ids)
-    return {"tag_facet": facet.to_dict(), **review_data(case, [m["id"] for m in shown])}
+    ids = [m["id"] for m in shown]
+    if not twin:
+        prefetch(case, ids)
+        return {"tag_facet": facet.to_dict()}
+    return {"tag_facet": facet.to_dict(), **review_data(case, ids)}
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str) -> q.Node:
+    """parse(TEXT), remembered: the tag facet asks about the same query once per tag (nodes are frozen)."""
+    return parse(text)
 
 
 @bp.app_template_global()
@@ -131,7 +172,7 @@ def with_clause(query: str, clause: str) -> str:
     if not text:
         return clause
     try:
-        if parse(f"{text} {clause}") == q.and_all([parse(text), parse(clause)]):
+        if _parsed(f"{text} {clause}") == q.and_all([_parsed(text), _parsed(clause)]):
             return f"{text} {clause}"
     except QueryError:
         pass
@@ -142,7 +183,7 @@ def with_clause(query: str, clause: str) -> str:
 def has_clause(query: str, clause: str) -> bool:
     """Whether QUERY is already narrowed by CLAUSE (the facet then shows it as chosen)."""
     try:
-        node, wanted = parse(query), parse(clause)
+        node, wanted = _parsed(query), _parsed(clause)
     except QueryError:
         return False
     return node == wanted or (isinstance(node, q.And) and wanted in node.children)

@@ -21,7 +21,7 @@ from discovery.web.access import READERS
 from discovery.web.auth import record_event
 from discovery.web.blocks import merge
 from discovery.web.params import SORT_LABELS, SearchParams
-from discovery.web.render import display_zone_name, respond
+from discovery.web.render import display_zone_name, kept, respond, wants_json
 from discovery.web.timeline import chart
 
 bp = Blueprint("search", __name__)
@@ -55,16 +55,20 @@ def search(fmt: str | None) -> Any:
         return respond("search/index.html", data, fmt=fmt, status=400, query_error=error, **page)
     record_event("search", {**_audited(params), "hits": result.total, "shown": len(result.hits)})
     blocks = merge(result.hits, first_number=params.offset + 1)
+    aggregated = summary.to_dict()
     data = result.to_dict() | {
         "timezone": zone_name,
         "filters": params.to_dict(),
-        "facets": summary.to_dict()["facets"],
+        "facets": aggregated["facets"],
         "facet_totals": summary.distinct,
-        "timeline": summary.to_dict()["timeline"],
+        "timeline": aggregated["timeline"],
         "blocks": [block.to_dict() for block in blocks],
     }
     shown = [line.message for block in blocks for line in block.lines]
-    data.update(review.search_extras(case, result, shown, summary.ids))  # tag facet; tags, notes of those shown
+    twin = wants_json(fmt)  # the HTML page takes the tags and notes from the prefetch, not from DATA
+    data.update(review.search_extras(case, result, shown, summary.ids, twin=twin))  # tag facet; tags, notes shown
+    if twin:
+        return respond("search/index.html", data, fmt=fmt)
     return respond("search/index.html", data, fmt=fmt, result=result, summary=summary, blocks=blocks,
                    related=transcript.related(case, shown), chart=chart(summary.timeline),
                    pages=pagination(result.total, params.page, params.per_page), **page)
@@ -83,7 +87,12 @@ def overview(case: Any) -> dict[str, Any]:
 
 
 def filter_choices(case: Any) -> dict[str, list[Any]]:
-    """Values to suggest in the filter inputs (cheap: small tables only)."""
+    """Values to suggest in the filter inputs (small tables only, and kept between requests)."""
+    choices: dict[str, list[Any]] = kept(case, "filter_choices", lambda: _filter_choices(case))
+    return choices
+
+
+def _filter_choices(case: Any) -> dict[str, list[Any]]:
     db = case.db
     return {
         "formats": [r[0] for r in db.execute("SELECT DISTINCT source_format FROM conversations ORDER BY 1")],

@@ -84,6 +84,20 @@ def format_local(iso: str | None, where: tzinfo, seconds: bool = True) -> str:
     return f"{text} {label(moment)}"
 
 
+def format_both(iso: str, where: tzinfo, seconds: bool = True) -> tuple[str, str]:
+    """(format_utc(ISO), format_local(ISO, WHERE, SECONDS)), reading ISO once (a page shows hundreds)."""
+    moment = parse_utc(iso)
+    there = moment if where is UTC else moment.astimezone(where)
+    if moment.year < 1000 or there.year < 1000:  # strftime's %Y does not pad these: leave them to it
+        return format_utc(iso), format_local(iso, where, seconds)
+    stamp = moment.isoformat(" ", "milliseconds")  # "YYYY-MM-DD HH:MM:SS.mmm+00:00"
+    if there is moment:
+        text = stamp[:19] if seconds else stamp[:16]
+    else:  # (without its zone: isoformat would ask the zone for the offset again)
+        text = there.replace(tzinfo=None).isoformat(" ", "seconds" if seconds else "minutes")
+    return stamp[:23] + " UTC", f"{text} {label(there)}"
+
+
 def format_utc(iso: str | None) -> str:
     if not iso:
         return ""
