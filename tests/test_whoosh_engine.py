@@ -250,3 +250,149 @@ def test_empty_index(tmp_path):
     assert eng.search(parse("anything")).total == 0
     assert eng.all_ids(parse("")) == []
     eng.close()
+
+
+# ---------------------------------------------------------------------------- query fast paths
+
+
+def _fast_path_corpus(n=1500, seed=19):
+    """Words with varied frequencies (posting blocks of all-1.0, one-value and mixed weights),
+    rare words far apart (id gaps over 255), and CJK text (the unigram field)."""
+    import random
+
+    rng = random.Random(seed)
+    words = ["audit", "team", "logs", "evidence", "delete", "the", "x", "backup"]
+    docs = []
+    for i in range(n):
+        text = [rng.choice(words) for _ in range(rng.randint(1, 30))]
+        if i % 400 == 7:
+            text.append("rareword")
+        if i % 3 == 0:
+            text.append("steady steady")  # always twice: blocks whose weights are all 2.0
+        if i % 11 == 0:
+            text.append("清理掉证据")
+        for word, every in (("alpha", 5), ("omega", 7), ("delta", 13)):  # sparse: few common documents
+            if i % every == 0 or rng.random() < 0.05:
+                text.insert(rng.randrange(len(text) + 1), word)
+        # ids out of document order: ties on the LIMIT-th score must be broken by id, not by position
+        docs.append(doc(f"f{(i * 7919) % n:05d}", " ".join(text), us(2023, 1, 1) + i))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def fast_engine(tmp_path_factory):
+    eng = WhooshEngine(tmp_path_factory.mktemp("fast"), procs=1, bulk_threshold=10**9)
+    docs = _fast_path_corpus()
+    for start in range(0, len(docs), 500):  # three segments
+        eng.add(docs[start : start + 500])
+        eng.commit()
+    yield eng
+    eng.close()
+
+
+def test_block_postings_read_what_the_matcher_reads(fast_engine):
+    from whoosh.codec import whoosh3
+
+    from discovery.engine.whoosh_engine import _block_postings
+
+    fast = kinds = 0
+    seen = set()
+    for sub, _ in fast_engine._searcher().leaf_searchers():
+        reader = sub.reader()
+        for field in ("text", "cjk1", "kw"):
+            for term in reader.lexicon(field):
+                ours, theirs = reader.postings(field, term), reader.postings(field, term)
+                if type(ours) is not whoosh3.W3LeafMatcher:
+                    continue
+                while ours.is_active():
+                    got_ids, got_weights = _block_postings(ours)
+                    fast += ours._ids is None  # decoded without the matcher
+                    theirs._read_ids()
+                    theirs._read_weights()
+                    each = [got_weights] * len(got_ids) if type(got_weights) is float else list(got_weights)
+                    assert list(got_ids) == list(theirs._ids), (field, term)
+                    assert each == list(theirs._weights), (field, term)
+                    seen.add(type(got_weights).__name__)
+                    kinds += 1
+                    ours._next_block()
+                    theirs._next_block()
+    assert fast and kinds > fast  # both the head-only decoding and the matcher's own reading ran
+    assert {"float", "tuple"} <= seen
+
+
+def test_leaf_skip_to_lands_where_stepping_does(fast_engine):
+    import random
+
+    rng = random.Random(3)
+    for sub, _ in fast_engine._searcher().leaf_searchers():
+        reader = sub.reader()
+        for term in ("audit", "steady", "rareword", "x"):
+            skipping, stepping = reader.postings("text", term), reader.postings("text", term)
+            targets = sorted(rng.sample(range(reader.doc_count_all() + 5), 60))
+            for target in targets:
+                if not skipping.is_active():
+                    break
+                skipping.skip_to(target)
+                while stepping.is_active() and stepping.id() < target:
+                    stepping.next()
+                assert skipping.is_active() == stepping.is_active(), (term, target)
+                if stepping.is_active():
+                    assert skipping.id() == stepping.id(), (term, target)
+                    assert skipping.weight() == stepping.weight(), (term, target)
+                    assert skipping.value() == stepping.value(), (term, target)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 20, 137, 2000])
+def test_term_top_k_equals_a_full_sort(fast_engine, limit):
+    from whoosh import sorting
+
+    from discovery.engine.whoosh_engine import _Translator
+
+    searcher = fast_engine._searcher()
+    for text in ("audit", "steady", "rareword", "x", "清理", "evidence", "backup"):
+        q = _Translator(searcher.reader()).query(parse(text))
+        results = searcher.search(q, limit=limit, sortedby=sorting.MultiFacet(
+            [sorting.ScoreFacet(), sorting.FieldFacet("id")]))
+        expected = [key[1].decode() for key, _ in results.top_n]
+        scores = [0.0 - key[0] for key, _ in results.top_n]
+        got = fast_engine.search(parse(text), limit=limit)
+        assert (got.total, got.ids, got.scores) == (len(results), expected, scores), (text, limit)
+
+
+NEAR_QUERIES = [
+    "audit w/3 team", "audit pre/2 logs", "team w/1 team", '"audit team"', '"the x"~1', '"audit team logs"',
+    "(audit OR logs) w/2 evidence", "(delete OR backup OR rareword) w/5 (team OR x)", '"audit team" w/4 steady',
+    "audit not w/2 team", "(backup OR evidence) not w/3 delete", "(audit w/2 team) not w/1 x", "rareword w/30 x",
+    "aud* w/2 te*", "(x OR the) not w/1 (x OR the)", "清理 w/3 证据", '"steady steady"',
+    "alpha w/3 omega", "omega pre/5 alpha", '"alpha omega"', '"delta alpha"~2', "(alpha OR delta) w/4 omega",
+    "alpha not w/2 omega", "(omega OR delta) not w/3 alpha", "(alpha w/6 omega) w/6 delta", "alpha w/4 x",
+]  # fmt: skip
+
+
+def _near_answers(engine):
+    out = {}
+    for text in NEAR_QUERIES:
+        node = parse(text)
+        out[text] = (sorted(engine.all_ids(node)), [(r.total, r.ids, r.scores) for r in (
+            engine.search(node, limit=5), engine.search(node, offset=7, limit=30), engine.search(node, limit=3000))])
+    return out
+
+
+def test_listed_intersections_and_lazy_unions_answer_like_the_plain_matchers(fast_engine, monkeypatch, tmp_path):
+    from whoosh.matching import binary
+    from whoosh.query import spans
+
+    from discovery.engine import whoosh_engine
+
+    fast = _near_answers(fast_engine)
+    with monkeypatch.context() as plain:  # Whoosh's leapfrogging intersection, spans of every union document
+        plain.setattr(whoosh_engine, "_intersection", binary.IntersectionMatcher)
+        plain.setattr(whoosh_engine, "_listed_ids", lambda matcher: None)  # "not w/N" skips B to each A
+        plain.setattr(whoosh_engine._SpanOrMatcher, "_get_spans", whoosh_engine._SpanOrMatcher._work_spans)
+        plain.setattr(whoosh_engine._SpanOrMatcher, "spans", spans.SpanWrappingMatcher.spans)
+        plain.setattr(whoosh_engine._SpanOrMatcher, "all_ids", spans.SpanWrappingMatcher.all_ids)
+        assert _near_answers(fast_engine) == fast
+    assert any(total > 100 for _, results in fast.values() for total, _, _ in results)
+    for text in NEAR_QUERIES:  # and the oracle agrees on the sets
+        node = parse(text)
+        assert fast[text][0] == sorted(d.id for d in _fast_path_corpus() if matches(node, d)), text

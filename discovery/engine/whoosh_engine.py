@@ -18,6 +18,8 @@ expansion is ever capped (trap 6); a leading wildcard scans the whole lexicon (s
 Dates scan the timestamp column (kept in memory per segment), exact to the microsecond (trap 5).
 Results come in (score, id) or (time, id) order exactly as a full sort of every match would give
 them, without sorting every match: see ``_top_by_score``, ``_top_by_time`` and ``_top_by_id``.
+A term's postings are scored a block at a time, read without their positions (``_block_postings``);
+phrase and proximity operands whose documents can be listed are intersected as lists (``_intersection``).
 Never open an index directory you did not write: Whoosh unpickles its schema (it is trusted input).
 """
 
@@ -28,11 +30,15 @@ import contextlib
 import heapq
 import math
 import os
+import pickle
 import queue
 import sys
 import threading
+import zlib
 from array import array
 from collections.abc import Iterable
+from itertools import accumulate, compress
+from operator import getitem
 from pathlib import Path
 
 from whoosh import collectors, formats, scoring
@@ -210,6 +216,37 @@ class _LoadedLengths:
 
 _cache_missing_length_columns()
 
+
+def _bisect_leaf_skip_to() -> None:
+    """``W3LeafMatcher.skip_to`` finds the target within a block by bisecting the block's ids (in
+    increasing order) instead of stepping posting by posting: the same posting, found in log time.
+    Proximity, phrase and AND matchers skip a term's postings to each other's documents."""
+    cls = whoosh3.W3LeafMatcher
+    if getattr(cls, "_discovery_bisect", False):
+        return
+
+    def skip_to(self, targetid):
+        if not self.is_active():
+            raise ReadTooFar
+        if targetid <= self.id():
+            return
+        if targetid > self._maxid:
+            block_max_id = self.block_max_id
+            self._skip_to_block(lambda: targetid > block_max_id())
+        if self.is_active() and not self._byteids:
+            if self._ids is None:
+                self._read_ids()
+            # a block's last id is its maxid, so the target is within it; else step as Whoosh does
+            self._i = min(bisect.bisect_left(self._ids, targetid, self._i), self._blocklength - 1)
+        while self.is_active() and self.id() < targetid:
+            self.next()
+
+    cls.skip_to = skip_to
+    cls._discovery_bisect = True
+
+
+_bisect_leaf_skip_to()
+
 KEYWORD_FIELD = "kw"
 # Every filterable value of a message is ONE term of the keyword field, "prefix=value" (one field's
 # per-document bookkeeping instead of eleven; a flag is a term only when it is set).
@@ -325,6 +362,82 @@ def _fields(doc: IndexDoc) -> dict[str, object]:
 # ---------------------------------------------------------------------------- span queries
 
 
+def _intersection(a, b):
+    """The matcher of the documents both A and B match: a _ListIntersection when both can list
+    their documents without being stepped (``_listed_ids``) and fewer than half of the shorter
+    list's are common, else Whoosh's IntersectionMatcher (which leapfrogs well over lists that
+    mostly coincide)."""
+    left = _listed_ids(a)
+    right = _listed_ids(b) if left is not None else None
+    if right is None:
+        return wbinary.IntersectionMatcher(a, b)
+    common = sorted(set(left).intersection(right))
+    if 2 * len(common) > min(len(left), len(right)):
+        return wbinary.IntersectionMatcher(a, b)
+    return _ListIntersection(a, b, common)
+
+
+def _listed_ids(matcher) -> list[int] | None:
+    """Every document MATCHER visits from its start, if they can be read without stepping it (a
+    term's postings, read block by block by a second matcher; unions and listed intersections of
+    those), else None."""
+    kind = type(matcher)
+    if kind is whoosh3.W3LeafMatcher and not matcher._byteids:
+        reader = whoosh3.W3LeafMatcher(matcher._postfile, matcher._startoffset, matcher._length, matcher.format,
+                                       term=matcher._term)
+        found: list[int] = []
+        while reader.is_active():
+            ids, _ = _block_postings(reader)
+            found.extend(ids[reader._i:])
+            reader._next_block()
+        return found
+    if kind is mcore.ListMatcher:
+        return list(matcher._ids)
+    if kind is _SpanOrMatcher:
+        parts = [_listed_ids(m) for m in matcher.ms]
+        return None if any(part is None for part in parts) else sorted(set().union(*parts))
+    if kind is _ListIntersection:
+        return list(matcher.docs)
+    return None
+
+
+class _ListIntersection(wbinary.IntersectionMatcher):
+    """Whoosh's IntersectionMatcher for two matchers whose common documents DOCS were listed up
+    front: it moves both straight to each next common document (``skip_to``) instead of
+    leapfrogging them posting by posting. The same documents, positions and scores (A's plus B's)."""
+
+    def __init__(self, a, b, docs: list[int]):
+        self.docs = docs
+        self._at = 0
+        super().__init__(a, b)
+
+    def copy(self):
+        return _intersection(self.a.copy(), self.b.copy())
+
+    def reset(self):
+        self._at = 0
+        super().reset()
+
+    def is_active(self):
+        return self._at < len(self.docs) and self.a.is_active() and self.b.is_active()
+
+    def _find_first(self):
+        self._find_next()
+
+    def _find_next(self):
+        a, b, docs = self.a, self.b, self.docs
+        if not (a.is_active() and b.is_active()):
+            return False
+        at = self._at = bisect.bisect_left(docs, max(a.id(), b.id()), self._at)
+        if at < len(docs):
+            docnum = docs[at]
+            a.skip_to(docnum)
+            b.skip_to(docnum)
+            if not (a.is_active() and b.is_active() and a.id() == docnum == b.id()):
+                raise RuntimeError(f"document {docnum} was listed for both {a!r} and {b!r}, but they skipped it")
+        return False
+
+
 def _intervals(matcher) -> dict[tuple[int, int], frozenset]:
     return {(span.start, span.end): _EMPTY for span in matcher.spans()}
 
@@ -347,7 +460,7 @@ class _PhraseMatcher(_SpanMatcher):
     def __init__(self, ms, slop):
         self.ms = ms
         self.slop = slop
-        super().__init__(make_binary_tree(wbinary.IntersectionMatcher, ms))
+        super().__init__(make_binary_tree(_intersection, ms))
 
     def copy(self):
         return _PhraseMatcher([m.copy() for m in self.ms], self.slop)
@@ -357,7 +470,12 @@ class _PhraseMatcher(_SpanMatcher):
 
 
 class _SpanOrMatcher(_SpanMatcher):
-    """Spans of every alternative on the current document (duplicates and all)."""
+    """Spans of every alternative on the current document (duplicates and all).
+
+    The union stops only where an alternative is, and an alternative stops only where it has spans,
+    so there are always some: they are worked out only if something asks for them (a phrase or
+    proximity above, and a "not w/N" only where its excluded side occurs in the document).
+    """
 
     def __init__(self, ms):
         self.ms = ms
@@ -367,6 +485,19 @@ class _SpanOrMatcher(_SpanMatcher):
         return _SpanOrMatcher([m.copy() for m in self.ms])
 
     def _get_spans(self):
+        return _UNWORKED
+
+    def spans(self):
+        if self._spans is _UNWORKED:
+            self._spans = self._work_spans()
+        return self._spans
+
+    def all_ids(self):
+        while self.is_active():
+            yield self.id()
+            self.next()
+
+    def _work_spans(self):
         docid = self.child.id()
         found: set[tuple[int, int]] = set()
         for m in self.ms:
@@ -378,7 +509,7 @@ class _SpanOrMatcher(_SpanMatcher):
 class _NearMatcher(_SpanMatcher):
     def __init__(self, a, b, distance, ordered):
         self.a, self.b, self.distance, self.ordered = a, b, distance, ordered
-        super().__init__(wbinary.IntersectionMatcher(a, b))
+        super().__init__(_intersection(a, b))
 
     def copy(self):
         return _NearMatcher(self.a.copy(), self.b.copy(), self.distance, self.ordered)
@@ -393,6 +524,8 @@ class _NotNearMatcher(_SpanMatcher):
 
     def __init__(self, a, b, distance):
         self.b, self.distance = b, distance
+        listed = _listed_ids(b)  # B's documents, when they can be listed: no skipping B to the others
+        self._b_docs = frozenset(listed) if listed is not None else None
         super().__init__(a)
 
     def copy(self):
@@ -400,6 +533,8 @@ class _NotNearMatcher(_SpanMatcher):
 
     def _get_spans(self):
         docid = self.child.id()
+        if self._b_docs is not None and docid not in self._b_docs:
+            return _UNWORKED  # no B here (see below)
         b = self.b
         if b.is_active() and b.id() < docid:
             b.skip_to(docid)
@@ -869,6 +1004,7 @@ class _TopByScore(collectors.ScoredCollector):
         self.heap: list[float] = []  # the LIMIT best scores so far (a min-heap)
         self.candidates: list[tuple[float, int]] = []  # (score, docnum) of every doc that reached it
         self.prune_at = 4 * self.limit + 256  # candidates below the LIMIT-th score are dropped past this
+        self.reaches: dict[tuple, bytes] = {}  # see _collect_term_blocks
         self.total = 0
 
     def collect_matches(self):
@@ -917,16 +1053,42 @@ class _TopByScore(collectors.ScoredCollector):
     def _collect_term_blocks(self, lengths: bytes):
         """collect_matches for one term's postings on a segment without deletions, a block at a
         time: each document's score is the scorer's own ``_score(weight, length)`` with the weight
-        and length the matcher would read, so the scores are the same floats."""
+        and length the matcher would read, so the scores are the same floats. Blocks are read
+        without their positions (``_block_postings``); a block whose every score is below the
+        LIMIT-th score so far is counted and passed over, as the per-document loop would."""
         matcher, offset, limit, heap, candidates = self.matcher, self.offset, self.limit, self.heap, self.candidates
-        score, to_length = matcher.scorer._score, byte_to_length
-        # A score depends only on the weight and the length byte: one table of 256 per weight seen.
+        scorer = matcher.scorer
+        score, to_length = scorer._score, byte_to_length
+        # A score depends only on the weight and the length byte: one table of 256 per weight.
+        params = (scorer.idf, scorer.avgfl, scorer.B, scorer.K1)
         tables: dict[float, list] = {}
 
         def table(weight: float) -> list:
-            found = tables[weight] = [None] + [score(weight, to_length(b)) for b in range(1, 256)]
+            found = tables[weight] = _score_table(params, weight, score)
             return found
 
+        # Once LIMIT scores are in, a block is first screened by its length bytes: reach[b] is 1
+        # where a weight of the block (one, or a frozenset) scores at least LEAST with length byte b.
+        reaches = self.reaches
+
+        def reach(least: float, weights) -> bytes:
+            key = (params, least, weights)
+            found = reaches.get(key)
+            if found is None:
+                if type(weights) is float:
+                    row = tables.get(weights) or table(weights)
+                    found = bytes([1] + [value >= least for value in row[1:]])
+                else:
+                    bits = 0
+                    for w in weights:
+                        bits |= int.from_bytes(reach(least, w), "big")
+                    found = bits.to_bytes(256, "big")
+                if len(reaches) >= 1024:
+                    reaches.clear()
+                reaches[key] = found
+            return found
+
+        length_of = lengths.__getitem__
         floor = math.nextafter(heap[0], -math.inf) if len(heap) == limit else None
         total = 0
         while matcher.is_active():
@@ -934,19 +1096,38 @@ class _TopByScore(collectors.ScoredCollector):
                 self.skipped_times += matcher.skip_to_quality(floor)
                 if not matcher.is_active():
                     break
-            if matcher._ids is None:
-                matcher._read_ids()
-            if matcher._weights is None:
-                matcher._read_weights()
+            ids, weights = _block_postings(matcher)
             start, end = matcher._i, matcher._blocklength
-            ids, weights = matcher._ids[start:end], matcher._weights[start:end]
-            pairs = list(zip(ids, weights, strict=True))
-            scores = [(tables.get(w) or table(w))[lengths[d]] for d, w in pairs]
-            if None in scores:  # a posting whose length byte is 0: score it as the matcher would
-                scores = [score(w, to_length(lengths[d]) if lengths[d] else None) for d, w in pairs]
-            total += end - start
+            if start or end != len(ids):
+                ids = ids[start:end]
+                weights = weights if type(weights) is float else weights[start:end]
+            lens = bytes(map(length_of, ids))
+            total += len(ids)
             least = heap[0] if len(heap) == limit else None
-            for docnum, value in zip(ids, scores, strict=True):
+            if 0 in lens:  # a posting whose length byte is 0: score it as the matcher would
+                each = [weights] * len(ids) if type(weights) is float else weights
+                scores = [score(w, to_length(b) if b else None) for b, w in zip(lens, each, strict=True)]
+                postings = zip(ids, scores, strict=True)
+            elif least is not None:  # only the documents that can reach the LIMIT-th score so far
+                distinct = weights if type(weights) is float else frozenset(weights)
+                mask = lens.translate(reach(least, distinct))
+                if 1 not in mask:
+                    matcher._next_block()
+                    continue
+                if type(weights) is float:
+                    row = tables.get(weights) or table(weights)
+                    postings = [(ids[i], row[lens[i]]) for i in compress(range(len(ids)), mask)]
+                else:
+                    for w in distinct.difference(tables):
+                        table(w)
+                    postings = [(ids[i], tables[weights[i]][lens[i]]) for i in compress(range(len(ids)), mask)]
+            elif type(weights) is float:
+                postings = zip(ids, map((tables.get(weights) or table(weights)).__getitem__, lens), strict=True)
+            else:
+                for w in set(weights).difference(tables):
+                    table(w)
+                postings = zip(ids, map(getitem, map(tables.__getitem__, weights), lens), strict=True)
+            for docnum, value in postings:
                 if least is not None and value < least:
                     continue
                 if len(heap) < limit:
@@ -995,6 +1176,65 @@ def _term_fast_path(matcher, subsearcher) -> bytes | None:
     if type(lengths) is not _LoadedLengths or lengths._count != lengths._doccount:
         return None
     return lengths._bytes
+
+
+# Scores of BM25F (idf, avgfl, B, K1) for one weight, by length byte: a table is a pure function
+# of its key, kept across segments and searches (a few kilobytes each).
+_SCORE_TABLES: dict[tuple, list] = {}
+_SCORE_TABLES_KEPT = 4096
+
+
+def _score_table(params: tuple, weight: float, score) -> list:
+    """[None, SCORE(WEIGHT, byte_to_length(1)), ..., SCORE(WEIGHT, byte_to_length(255))] for a
+    BM25FScorer whose (idf, avgfl, B, K1) are PARAMS and whose ``_score`` is SCORE."""
+    key = (*params, weight)
+    found = _SCORE_TABLES.get(key)
+    if found is None:
+        if len(_SCORE_TABLES) >= _SCORE_TABLES_KEPT:
+            _SCORE_TABLES.clear()
+        found = _SCORE_TABLES[key] = [None] + [score(weight, byte_to_length(b)) for b in range(1, 256)]
+    return found
+
+
+# How pickle protocol 2 starts a tuple of bytes values (each rebuilt by a call to _codecs.encode).
+_VALUES_MARK = b"(c_codecs\nencode\n"
+
+
+def _block_postings(matcher) -> tuple:
+    """(document numbers, weights) of a W3LeafMatcher's current block, the values its
+    ``_read_ids`` and ``_read_weights`` give (WEIGHTS is one float when every posting has it),
+    without unpickling the block's values.
+
+    A block is the zlib-compressed pickle of (id deltas, weights, values). For the text field the
+    values are the encoded positions: three quarters of the bytes, and most of the unpickling time.
+    Only the head of the block is decompressed (ids and weights take at most 14 bytes a posting),
+    cut where the values tuple starts, and unpickled closed as a 2-tuple. A block of any other
+    shape (no such tuple, other types or lengths) is read by the matcher itself.
+    """
+    n = matcher._blocklength
+    if matcher._data is None and matcher._ids is None and matcher._weights is None and not matcher._byteids:
+        raw = matcher._postfile.get(matcher._dataoffset, matcher._nextoffset - matcher._dataoffset)
+        if matcher._compression:
+            raw = zlib.decompressobj().decompress(raw, 14 * n + 64)
+        at = raw.find(_VALUES_MARK)
+        if at > 0:
+            try:
+                data = pickle.loads(raw[:at] + b"\x86.")  # TUPLE2, STOP
+            except Exception:  # noqa: BLE001 - not the expected shape: the matcher reads it
+                data = None
+            if type(data) is tuple and len(data) == 2 and type(data[0]) is tuple and len(data[0]) == n:
+                deltas, weights = data
+                if weights is None:  # every weight 1.0 (as _read_weights expands it)
+                    return tuple(accumulate(deltas)), 1.0
+                if type(weights) is float:  # one weight for all, stored as a 32-bit float
+                    return tuple(accumulate(deltas)), array("f", (weights,))[0]
+                if type(weights) is tuple and len(weights) == n:
+                    return tuple(accumulate(deltas)), weights
+    if matcher._ids is None:
+        matcher._read_ids()
+    if matcher._weights is None:
+        matcher._read_weights()
+    return matcher._ids, matcher._weights
 
 
 def _top_by_score(searcher, q, limit: int, ids) -> tuple[int, list[tuple[float, str]]]:
