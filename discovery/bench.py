@@ -23,7 +23,6 @@ import json
 import multiprocessing
 import os
 import random
-import resource
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery.case import Case
+from discovery.memory import peak_rss_mb
 
 PAGE = 50  # Lark's page size cap: one list response per 50 messages, as a real export has
 
@@ -162,8 +162,6 @@ def time_queries(run: Callable[[str], Any], queries: list[str], repeats: int) ->
     return {"p50_ms": round(statistics.median(samples), 2), "p95_ms": round(percentile(samples, 95), 2)}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def folder_mb(path: Path) -> float:

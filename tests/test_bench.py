@@ -62,3 +62,28 @@ def test_engine_bench_reports_the_search_page_as_a_class(tmp_path):
     again = _json(runner.invoke(cli, ["bench", "--engine", "whoosh", "--messages", "300", "--repeats", "1",
                                       "--workdir", str(tmp_path), "--no-export", "--json"]))
     assert again["engines"]["whoosh"]["ingested"] == 300
+
+
+def _report_peak(out) -> None:
+    from discovery.memory import peak_rss_mb
+
+    out.put(peak_rss_mb())
+
+
+def test_a_spawned_child_reports_its_own_peak_memory_not_its_parents():
+    """ru_maxrss survives exec: a bench child would have reported the parent's peak as its own."""
+    import multiprocessing
+
+    from discovery.memory import peak_rss_mb
+
+    ballast = bytearray(300 * 1024 * 1024)  # the parent's peak: at least 300 MB
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page so it is resident
+    assert peak_rss_mb() >= 300
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_report_peak, args=(out,))
+    child.start()
+    child_peak = out.get(timeout=60)
+    child.join()
+    del ballast
+    assert 0 < child_peak < 200

@@ -44,6 +44,7 @@ from discovery.export.pipeline import Documents
 from discovery.export.readme import readme_text
 from discovery.export.select import Selection
 from discovery.export.slices import SLICES, Bates, documents, zone
+from discovery.memory import peak_rss_mb
 from discovery.query import QueryError
 from discovery.query import ast as q
 from discovery.query.explain import explain
@@ -270,7 +271,7 @@ def bench_export(case: Case, query: str = "", *, context: int = 3, workdir: str 
                  verify: bool = True) -> dict[str, Any]:
     """Time one export of QUERY (and, with VERIFY, its verification); for ``discovery bench``.
 
-    Peak RSS is the process's high-water mark (ru_maxrss) before and after, so a rise shows what the
+    Peak RSS is the process's high-water mark (discovery.memory) before and after, so a rise shows what the
     export itself needed beyond what the process already held; ``worker_peak_rss_mb`` is the largest
     child process's (the export's worker, if it had one: discovery.export.pipeline). CPU seconds are
     this process's and its finished children's (the worker's), as wall time on a shared machine is noisy.
@@ -303,6 +304,8 @@ def bench_export(case: Case, query: str = "", *, context: int = 3, workdir: str 
 
 
 def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    if who == resource.RUSAGE_SELF:
+        return peak_rss_mb()  # this process's own (ru_maxrss survives a spawn's exec)
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
