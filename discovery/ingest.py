@@ -31,6 +31,7 @@ from discovery.analysis import carry_tokens, remembering_tokens
 from discovery.case import Case, now_utc
 from discovery.engine import IndexDoc
 from discovery.model import Message, SourceError, iso_utc
+from discovery.processes import may_fork
 from discovery.sources import adapters, detect, get_adapter
 from discovery.sources.base import Adapter, ParseOptions
 from discovery.sources.files import SourceFile, close_archives, expand
@@ -149,11 +150,11 @@ def _sniff_ahead(items: list[SourceFile | SourceError]) -> dict[int, Adapter | N
     """
     files = [(index, item) for index, item in enumerate(items) if isinstance(item, SourceFile)]
     workers = min(os.cpu_count() or 1, 4)
-    if len(files) < SNIFF_POOL_MIN_FILES or workers < 2:
+    if len(files) < SNIFF_POOL_MIN_FILES or workers < 2 or not may_fork():
         return {}
     by_name = {adapter.name: adapter for adapter in adapters()}
     # Each worker starts with no zip open (forked, it would share this process's file offsets).
-    with multiprocessing.Pool(workers, initializer=close_archives) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=close_archives) as pool:
         answers = pool.map(_sniff_one, [item for _, item in files], chunksize=16)
     return {index: by_name[name] if name else None
             for (index, _), (ok, name) in zip(files, answers, strict=True) if ok}

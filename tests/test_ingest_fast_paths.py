@@ -488,3 +488,29 @@ def test_a_parallel_ingest_stores_and_indexes_what_a_serial_one_does(tmp_path, m
     parallel = run("parallel")
     assert parallel[0] == serial[0] and len(serial[0]) > 20
     assert parallel[1] == serial[1] and serial[1]["a*"]
+
+
+def test_workers_are_forked_only_from_the_main_thread(monkeypatch):
+    """A thread other than the main one (a web request's) parses and sniffs in-process: no fork."""
+    import threading
+
+    from discovery import ingest
+    from discovery.processes import may_fork
+    from discovery.sources import lark
+
+    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 0)
+    monkeypatch.setattr(lark, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest, "SNIFF_POOL_MIN_FILES", 0)
+    from discovery.sources.files import SourceFile
+
+    files = [SourceFile(path=f"f{i}.json", member=None, size=1) for i in range(3)]  # never opened here
+    answers: dict[str, object] = {}
+
+    def on_a_thread() -> None:
+        answers.update(fork=may_fork(), parallel=lark._parallel(files), sniffed=ingest._sniff_ahead(files))
+
+    thread = threading.Thread(target=on_a_thread)
+    thread.start()
+    thread.join()
+    assert answers == {"fork": False, "parallel": False, "sniffed": {}}
+    assert may_fork() and lark._parallel(files)  # the main thread (the CLI) does fork

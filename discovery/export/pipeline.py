@@ -12,8 +12,8 @@ The worker is forked (where the platform can): ``spawn`` and ``forkserver`` woul
 script's top level again in the child, which breaks any script that exports without an
 ``if __name__ == "__main__"`` guard. The child inherits the open case.db connection but never uses
 it (SQLite's rule for fork): everything it needs arrives with each document, and it only computes
-and writes files under the staging folder. Only the main thread forks (see :func:`_may_fork`): web
-exports, made on a server thread, stay in one process.
+and writes files under the staging folder. Only the main thread forks
+(:func:`discovery.processes.may_fork`): web exports, made on a server thread, stay in one process.
 
 Same files either way (a test compares the two): the worker runs the same
 :func:`discovery.export.rsmf.write_document`, and :class:`Directory` answers the two questions a
@@ -25,7 +25,6 @@ with the worker at once, and load-file rows are written in document order as eac
 from __future__ import annotations
 
 import multiprocessing
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,15 +37,9 @@ from discovery.export.jsonl import JsonlWriter
 from discovery.export.rsmf import write_document
 from discovery.export.select import Selection
 from discovery.export.slices import Document, zone
+from discovery.processes import may_fork
 
 PARALLEL_FROM = 20_000  # messages
-
-
-def _may_fork() -> bool:
-    """Fork only where the platform can, and only from the main thread (the CLI, the bench): a web
-    request runs on a server thread, and forking a process with other threads running risks a child
-    stuck on a lock one of them held; there the export runs in one process."""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.current_thread() is threading.main_thread()
 IN_FLIGHT = 2  # documents handed to the worker and not yet written back
 
 
@@ -134,7 +127,7 @@ class Documents:
         self.pending: deque[tuple[Document, Future[dict[str, Any]]]] = deque()
         self.here: DocumentWriter | None = None
         self.pool: ProcessPoolExecutor | None = None
-        if about["counts"]["messages"] >= PARALLEL_FROM and _may_fork():
+        if about["counts"]["messages"] >= PARALLEL_FROM and may_fork():
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
                                             initializer=_open_in_worker,
                                             initargs=(str(folder), about, conversations, tz.key))

@@ -51,6 +51,7 @@ import ijson
 
 from discovery.analysis import remember_tokens
 from discovery.model import Attachment, Mention, Message, Reaction, SourceError, epoch_ms_to_utc
+from discovery.processes import may_fork
 from discovery.sources import _jsonio as jsonio
 from discovery.sources.base import Parsed, ParseOptions
 from discovery.sources.files import SourceFile
@@ -1011,10 +1012,8 @@ _WORK: tuple[list[SourceFile], _Directory] | None = None  # what forked workers 
 
 
 def _parallel(files: list[SourceFile]) -> bool:
-    import multiprocessing
-
     return (len(files) >= PARALLEL_MIN_FILES and sum(f.size for f in files) >= PARALLEL_MIN_BYTES
-            and (os.cpu_count() or 1) >= 2 and "fork" in multiprocessing.get_all_start_methods())
+            and (os.cpu_count() or 1) >= 2 and may_fork())
 
 
 def _parse_chunk(indices: list[int]) -> tuple[list[tuple[int, Message | SourceError]], BaseException | None]:
