@@ -492,3 +492,121 @@ def test_bench_side_by_side_json(tmp_path):
                                               "search_page"}
     assert data["agree"]["same_hits"], data["agree"]
     assert "| ingest msgs/s (end to end) |" in result.stderr
+
+
+# ---------------------------------------------------------------------------- fast paths vs plain paths
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tokens=st.lists(st.sampled_from(["a", "b", "c", "ab"]), max_size=16),
+    left=st.sampled_from(["a", "b", "(a OR c)", "(a OR b)", "(a OR (b OR ab))"]),
+    right=st.sampled_from(["a", "b", "c", "(b OR c)", "(a OR b)"]),
+    ordered=st.booleans(),
+    distance=st.integers(1, 5),
+)
+def test_not_near_check_on_positions_agrees_with_occurrences(tokens, left, right, ordered, distance):
+    near = parse(f"{left} not w/{distance} {right}")
+    node = te.Near(near.left, near.right, distance, ordered, True)  # (the parser has no "not pre/N")
+    assert te._words(node.left) is not None and te._words(node.right) is not None  # the fast path is taken
+    assert te._occurs_test(node)(tokens) == bool(te.occurrences(node, tokens))
+
+
+def test_repeated_finds_two_occurrences(tmp_path):
+    """``repeated`` (phrase queries over every pair of the words, huge slop; what ``near_repeated``
+    replaces word by word) finds the documents where the operand occurs twice or more."""
+    import random
+
+    rng = random.Random(5)
+    texts_ = [" ".join(rng.choice(["a", "b", "c", "d"]) for _ in range(rng.randint(0, 9))) for _ in range(300)]
+    corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
+    engine = TantivyEngine(tmp_path)
+    try:
+        engine.add(corpus)
+        engine.commit()
+        searcher = engine._searcher()
+        plan = te._Plan(engine, searcher)
+        for text in ["(a OR b)", "(a OR c)", "(b OR d)", "a"]:
+            node = parse(text)
+            words = te._words(node)
+            expected = sorted(d.id for d in corpus if sum(t in words for t in d.text.split()) >= 2)
+            found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, plan.repeated(node)))
+            assert found == expected
+    finally:
+        engine.close()
+
+
+def test_small_id_sets_score_like_term_set(pair):
+    """Verified ids (and resolved id sets), and the words of a place, as constant-scored term
+    queries: the same hits, totals and scores as with a ``term_set_query``."""
+    engine, _ = pair
+    nodes = [parse(q) for q in ("whitewash* not w/1 logs", "logs not w/2 (before OR wash*)", "logs OR NOT evidence",
+                                "(logs OR evidence OR whitewash) not w/1 the", "(logs OR whitewash*) not w/3 please",
+                                "(logs not w/1 whitewash) OR scrub", "is:edited (logs not w/1 whitewashing)")]
+    nodes += [And((parse("logs"), Field("ids", frozenset({"m1", "m3", "m5"})))),
+              Field("ids", frozenset(d.id for d in DOCS)), Field("ids", frozenset({"m2"}))]
+    for node in nodes:
+        for sort in ("relevance", "time_asc"):
+            fast = engine.search(node, sort=sort, limit=100)
+            with mock.patch.object(te, "ID_TERMS_MAX", 0), mock.patch.object(te, "WORD_TERMS_MAX", 1):
+                plain = engine.search(node, sort=sort, limit=100)
+            assert (fast.total, fast.ids, fast.scores) == (plain.total, plain.ids, plain.scores), node
+
+
+def test_near_filter_finds_what_the_shapes_find(tmp_path):
+    """``near_filter`` (same-offset phrase queries with slop N) holds exactly the documents of the
+    exact shapes (``pos_superset``) and of the oracle, at every distance, repeats included."""
+    import random
+
+    rng = random.Random(11)
+    texts_ = [" ".join(rng.choice(["a", "b", "c", "d", "e", "f"]) for _ in range(rng.randint(0, 14)))
+              for _ in range(400)]
+    corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
+    engine = TantivyEngine(tmp_path)
+    try:
+        engine.add(corpus)
+        engine.commit()
+        searcher = engine._searcher()
+        plan = te._Plan(engine, searcher)
+        fast = [("a", "b"), ("(a OR c)", "b"), ("a", "(b OR d)"), ("(a OR c)", "(b OR d)")]
+        plain = [("a", "a"), ("(a OR b)", "(b OR c)"), ("(a OR b OR c)", "(d OR e OR f)")]  # shared word; 9 pairs
+        for left, right in fast + plain:
+            for distance in range(1, 7):
+                node = parse(f"{left} w/{distance} {right}")
+                if (left, right) in fast:  # the same-offset form, not the shapes
+                    with mock.patch.object(plan, "pos_superset", side_effect=AssertionError):
+                        filtered = plan.near_filter(node)
+                else:
+                    filtered = plan.near_filter(node)
+                expected = sorted(d.id for d in corpus if matches(node, d))
+                found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, filtered))
+                assert found == expected, (left, right, distance)
+    finally:
+        engine.close()
+
+
+def test_near_repeated_word_by_word_agrees(tmp_path):
+    """``near_repeated`` (word by word for an OR of words) holds exactly the documents where the
+    proximity occurs and its left operand occurs twice or more."""
+    import random
+
+    rng = random.Random(17)
+    texts_ = [" ".join(rng.choice(["a", "b", "c", "d", "e"]) for _ in range(rng.randint(0, 14))) for _ in range(400)]
+    corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
+    engine = TantivyEngine(tmp_path)
+    try:
+        engine.add(corpus)
+        engine.commit()
+        searcher = engine._searcher()
+        plan = te._Plan(engine, searcher)
+        pairs = [("(a OR b)", "c"), ("(a OR c)", "(b OR d)"), ("a", "b"), ("(a OR b)", "b"), ("b", "(a OR b)")]
+        for left, right in pairs:
+            for distance in range(1, 6):
+                node = parse(f"{left} w/{distance} {right}")
+                words = te._words(node.left)
+                expected = sorted(d.id for d in corpus
+                                  if matches(node, d) and sum(t in words for t in d.text.split()) >= 2)
+                found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, plan.near_repeated(node)))
+                assert found == expected, (left, right, distance)
+    finally:
+        engine.close()
