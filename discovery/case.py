@@ -363,6 +363,11 @@ JOIN sources s ON s.id = m.source_id
 """
 
 
+def _json_list(text: str) -> list[Any]:
+    """A JSON list column; most are empty, and a page reads hundreds of rows with three each."""
+    return [] if text == "[]" else json.loads(text)
+
+
 def message_record(row: sqlite3.Row) -> dict[str, Any]:
     """One row of MESSAGE_SELECT as the message model's JSON shape (the search contract's M)."""
     return {
@@ -386,9 +391,9 @@ def message_record(row: sqlite3.Row) -> dict[str, Any]:
         "deleted": bool(row["deleted"]),
         "kind": row["kind"],
         "text": row["text"],
-        "mentions": json.loads(row["mentions"]),
-        "attachments": json.loads(row["attachments"]),
-        "reactions": json.loads(row["reactions"]),
+        "mentions": _json_list(row["mentions"]),
+        "attachments": _json_list(row["attachments"]),
+        "reactions": _json_list(row["reactions"]),
         "custodian": row["custodian"],
         "source": {
             "sha256": row["source_sha256"],
