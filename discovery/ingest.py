@@ -21,6 +21,8 @@ import zipfile
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,7 +148,8 @@ def _sniff_ahead(items: list[SourceFile | SourceError]) -> dict[int, Adapter | N
     """``detect(item)[0]`` for the source files among ITEMS (by index), sniffed in parallel.
 
     Sniffing reads the file and nothing else, so a worker gets the same answer; a file a worker
-    could not sniff is left out, and ingest sniffs it itself (and meets the same error there).
+    could not sniff is left out, and ingest sniffs it itself (and meets the same error there). If
+    a worker dies (killed, out of memory), nothing is sniffed ahead: ingest sniffs every file itself.
     """
     files = [(index, item) for index, item in enumerate(items) if isinstance(item, SourceFile)]
     workers = min(os.cpu_count() or 1, 4)
@@ -154,8 +157,12 @@ def _sniff_ahead(items: list[SourceFile | SourceError]) -> dict[int, Adapter | N
         return {}
     by_name = {adapter.name: adapter for adapter in adapters()}
     # Each worker starts with no zip open (forked, it would share this process's file offsets).
-    with multiprocessing.get_context("fork").Pool(workers, initializer=close_archives) as pool:
-        answers = pool.map(_sniff_one, [item for _, item in files], chunksize=16)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=close_archives) as pool:
+            answers = list(pool.map(_sniff_one, [item for _, item in files], chunksize=16))
+    except BrokenProcessPool:
+        return {}
     return {index: by_name[name] if name else None
             for (index, _), (ok, name) in zip(files, answers, strict=True) if ok}
 

@@ -514,3 +514,29 @@ def test_workers_are_forked_only_from_the_main_thread(monkeypatch):
     thread.join()
     assert answers == {"fork": False, "parallel": False, "sniffed": {}}
     assert may_fork() and lark._parallel(files)  # the main thread (the CLI) does fork
+
+
+def _die(item):
+    import os
+
+    os._exit(3)  # a sniffing worker killed (out of memory, say)
+
+
+def test_a_dead_sniffing_worker_costs_speed_not_files(tmp_path, monkeypatch):
+    """If a sniffing worker dies, ingest sniffs every file itself: the same messages go in."""
+    from discovery import ingest as ingest_module
+    from discovery.case import Case
+    from tests.conftest import FIXTURES
+
+    expected = Case(tmp_path / "plain", create=True)
+    plain = ingest_module.ingest(expected, [str(FIXTURES / "lark")], copy_originals=False)
+    expected.close()
+    monkeypatch.setattr(ingest_module, "SNIFF_POOL_MIN_FILES", 0)
+    monkeypatch.setattr(ingest_module, "_sniff_one", _die)
+    case = Case(tmp_path / "case", create=True)
+    try:
+        report = ingest_module.ingest(case, [str(FIXTURES / "lark")], copy_originals=False)
+    finally:
+        case.close()
+    assert report.messages_added == plain.messages_added > 0
+    assert report.unrecognized_files == plain.unrecognized_files
