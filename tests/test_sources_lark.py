@@ -399,7 +399,7 @@ def test_locators_point_at_the_record(parsed):
 def test_malformed_records_are_reported_and_the_rest_parse(parsed):
     (dm_file, bad_line), (page_file, no_time) = sorted(parsed[1], key=lambda pair: pair[0].name)
     assert dm_file.name == f"dm_{DM}.jsonl" and bad_line.locator == "line 11"
-    assert str(bad_line) == "invalid JSON (Expecting ':' delimiter at column 344)"
+    assert str(bad_line) == "invalid JSON: Expecting ':' delimiter (column 344)"
     assert bad_line.raw == Path(dm_file.path).read_text(encoding="utf-8").splitlines()[10]
     assert page_file.name == f"messages_{GROUP}_page2.json" and no_time.locator == "/data/items/7"
     assert str(no_time) == "message om_5e454e71c39fb389e623c14655c38602 has no create_time"

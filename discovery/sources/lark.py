@@ -149,31 +149,20 @@ def _is_json_object(line: bytes) -> bool:
 
 
 def _read_jsonl(file: SourceFile) -> Iterator[_Record | SourceError]:
-    """One record per line; a bad line is reported and skipped, never the whole file."""
-    with file.open() as stream:
-        for number, raw_line in enumerate(stream, 1):
-            locator = f"line {number}"
-            if number == 1:
-                raw_line = raw_line.removeprefix(BOM)
-            try:
-                line = raw_line.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                text = raw_line.decode("utf-8", "replace").rstrip("\r\n")
-                yield SourceError(f"line is not UTF-8 (bad byte at offset {error.start})", locator, text)
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield SourceError(f"invalid JSON ({error.msg} at column {error.colno})", locator, line)
-                continue
-            for record in _unwrap(obj, ""):
-                if record.locator:
-                    record.locator = f"{locator} {record.locator}"
-                else:
-                    record.locator, record.line = locator, line
-                yield record
+    """One record per line (read by ``_jsonio.iter_jsonl``, as every JSONL adapter does); a bad line
+    is reported and skipped, never the whole file."""
+    for item in jsonio.iter_jsonl(file):
+        if isinstance(item, SourceError):
+            yield item
+            continue
+        number, line, obj = item
+        locator = f"line {number}"
+        for record in _unwrap(obj, ""):
+            if record.locator:
+                record.locator = f"{locator} {record.locator}"
+            else:
+                record.locator, record.line = locator, line
+            yield record
 
 
 def _read_json(file: SourceFile, head: bytes) -> Iterator[_Record | SourceError]:
