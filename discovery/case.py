@@ -370,6 +370,7 @@ def _json_list(text: str) -> list[Any]:
 
 def message_record(row: sqlite3.Row) -> dict[str, Any]:
     """One row of MESSAGE_SELECT as the message model's JSON shape (the search contract's M)."""
+    row = dict(zip(row.keys(), row, strict=True))  # a name lookup on sqlite3.Row scans its columns
     return {
         "id": row["id"],
         "native_id": row["native_id"],
