@@ -922,26 +922,41 @@ def add_note(case: Case, message_id: str, text: str, *, actor: str | None = None
     return get_note(case, note_id)
 
 
+def may_change_note(note: Note, who: str, admin: bool = False) -> bool:
+    """Whether WHO (with ADMIN: an administrator) may edit or delete NOTE: its author or an admin."""
+    return admin or note.created_by == who
+
+
+def _check_note_owner(note: Note, who: str, admin: bool, verb: str) -> None:
+    if not may_change_note(note, who, admin):
+        raise ReviewError(f"only its author ({note.created_by}) or an admin may {verb} this note")
+
+
 def edit_note(case: Case, note_id: int, text: str, *, actor: str | None = None,
-              address: str | None = None) -> Note:
-    """Replace a note's text: a new revision (the old text stays in its history). Audited as
-    ``note_edit``; an unchanged text changes nothing."""
+              address: str | None = None, admin: bool = False) -> Note:
+    """Replace a note's text: a new revision (the old text stays in its history). Only its author,
+    or with ADMIN an administrator, may. Audited as ``note_edit``; an unchanged text changes nothing."""
     body = _note_text(text)
     note = get_note(case, note_id)
     if note.deleted:
         raise ReviewError(f"note {note_id} was deleted")
+    who = _who(actor)
+    _check_note_owner(note, who, admin, "edit")
     if body == note.text:
         return note
-    return _revise(case, note, body, False, _who(actor), address)
+    return _revise(case, note, body, False, who, address)
 
 
-def delete_note(case: Case, note_id: int, *, actor: str | None = None, address: str | None = None) -> Note:
-    """Delete a note: a last, deleting revision; the note and its history stay in case.db.
-    Audited as ``note_delete``."""
+def delete_note(case: Case, note_id: int, *, actor: str | None = None, address: str | None = None,
+                admin: bool = False) -> Note:
+    """Delete a note: a last, deleting revision; the note and its history stay in case.db. Only its
+    author, or with ADMIN an administrator, may. Audited as ``note_delete``."""
     note = get_note(case, note_id)
     if note.deleted:
         raise ReviewError(f"note {note_id} was already deleted")
-    return _revise(case, note, "", True, _who(actor), address)
+    who = _who(actor)
+    _check_note_owner(note, who, admin, "delete")
+    return _revise(case, note, "", True, who, address)
 
 
 def _revise(case: Case, note: Note, body: str, deleted: bool, who: str, address: str | None) -> Note:

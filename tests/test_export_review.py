@@ -52,7 +52,7 @@ def exported(tmp_path_factory) -> dict[str, Any]:
     review.remove_tag(case, [ids["om_0003"]], "responsive", actor="alice")  # taken off: not exported
     review.add_note(case, ids["om_0004"], HOSTILE_NOTE, actor="alice")
     edited = review.add_note(case, ids["om_0002"], "确认：这是洗白", actor="alice")
-    review.edit_note(case, edited.id, "确认：这就是洗白", actor="bob")
+    review.edit_note(case, edited.id, "确认：这就是洗白", actor="bob", admin=True)
     gone = review.add_note(case, ids["om_0041"], "draft, delete me", actor="carol")
     review.delete_note(case, gone.id, actor="carol")  # deleted: not exported, history stays in case.db
     after = export(case, folder / "after.zip", **OPTIONS)

@@ -266,9 +266,10 @@ def test_bulk_tag_rejects_a_bad_query_or_tag_before_anything_changes(case):
 def test_notes_keep_every_revision(case):
     note = review.add_note(case, WHITEWASH[0], "  Ask Wei who asked for this  ", actor="alice")
     assert (note.text, note.revisions, note.created_by) == ("Ask Wei who asked for this", 1, "alice")
-    edited = review.edit_note(case, note.id, "Wei confirmed: Mark asked", actor="bob")
+    edited = review.edit_note(case, note.id, "Wei confirmed: Mark asked", actor="bob", admin=True)
     assert (edited.revisions, edited.updated_by, edited.created_by) == (2, "bob", "alice")
-    assert review.edit_note(case, note.id, "Wei confirmed: Mark asked").revisions == 2  # unchanged: no revision
+    unchanged = review.edit_note(case, note.id, "Wei confirmed: Mark asked", actor="alice")
+    assert unchanged.revisions == 2  # unchanged: no revision
     other = review.add_note(case, WHITEWASH[0], "privileged? check with counsel", actor="carol")
     assert [n.id for n in review.notes_for(case, [WHITEWASH[0], WHITEWASH[1]])[WHITEWASH[0]]] == [note.id, other.id]
 
@@ -280,7 +281,7 @@ def test_notes_keep_every_revision(case):
     assert [(r.revision, r.text, r.deleted, r.actor) for r in history] == [
         (1, "privileged? check with counsel", False, "carol"), (2, "", True, "carol")]
     with pytest.raises(review.ReviewError, match="deleted"):
-        review.edit_note(case, other.id, "again")
+        review.edit_note(case, other.id, "again", actor="carol")
     with pytest.raises(review.ReviewError, match="needs some text"):
         review.add_note(case, WHITEWASH[0], "   ")
     with pytest.raises(review.ReviewError, match="no such message"):
@@ -289,6 +290,45 @@ def test_notes_keep_every_revision(case):
         review.note_history(case, 999)
     assert [e["action"] for e in audit.entries(case) if e["action"].startswith("note_")] == [
         "note_add", "note_edit", "note_add", "note_delete"]
+
+
+def test_only_a_notes_author_or_an_admin_edits_or_deletes_it(case):
+    note = review.add_note(case, WHITEWASH[0], "Ask Wei who asked for this", actor="alice")
+    assert review.edit_note(case, note.id, "Wei says Mark asked", actor="alice").revisions == 2  # the author
+    for refused in (lambda: review.edit_note(case, note.id, "rewritten by bob", actor="bob"),
+                    lambda: review.edit_note(case, note.id, "Wei says Mark asked", actor="bob"),  # even unchanged
+                    lambda: review.edit_note(case, note.id, "by the CLI actor"),  # cli:<os user>, not admin
+                    lambda: review.delete_note(case, note.id, actor="bob"),
+                    lambda: review.delete_note(case, note.id, actor="bob", admin=False)):
+        with pytest.raises(review.ReviewError, match=r"only its author \(alice\) or an admin may (edit|delete) "
+                                                     r"this note"):
+            refused()
+    with pytest.raises(review.ReviewError, match=r"only its author \(alice\) or an admin may edit this note"):
+        review.edit_note(case, note.id, "x", actor="bob")
+    kept = review.get_note(case, note.id)
+    assert (kept.text, kept.revisions, kept.deleted, kept.updated_by) == ("Wei says Mark asked", 2, False, "alice")
+    assert [e["action"] for e in audit.entries(case) if e["action"].startswith("note_")] == ["note_add", "note_edit"]
+
+    by_admin = review.edit_note(case, note.id, "Wei says Mark asked (admin: see thread)", actor="ada", admin=True)
+    assert (by_admin.revisions, by_admin.created_by, by_admin.updated_by) == (3, "alice", "ada")
+    assert review.may_change_note(by_admin, "alice") and review.may_change_note(by_admin, "bob", admin=True)
+    assert not review.may_change_note(by_admin, "ada")  # the last editor is not the author
+    with pytest.raises(review.ReviewError, match=r"only its author \(alice\) or an admin may delete"):
+        review.delete_note(case, note.id, actor="ada")  # an admin only with admin=True
+    gone = review.delete_note(case, note.id, actor="ada", admin=True)
+    assert gone.deleted and gone.created_by == "alice" and gone.updated_by == "ada"
+    assert [(r.revision, r.text, r.deleted, r.actor) for r in review.note_history(case, note.id)] == [
+        (1, "Ask Wei who asked for this", False, "alice"), (2, "Wei says Mark asked", False, "alice"),
+        (3, "Wei says Mark asked (admin: see thread)", False, "ada"), (4, "", True, "ada")]
+    assert [n.id for n in review.list_notes(case, WHITEWASH[0], include_deleted=True)] == [note.id]
+    with pytest.raises(review.ReviewError, match="already deleted"):
+        review.delete_note(case, note.id, actor="alice")
+
+    own = review.add_note(case, WHITEWASH[1], "my own draft", actor="bob")
+    assert review.delete_note(case, own.id, actor="bob").deleted  # an author deletes their own note
+    assert [r.actor for r in review.note_history(case, own.id)] == ["bob", "bob"]
+    assert [e["action"] for e in audit.entries(case) if e["action"].startswith("note_")] == [
+        "note_add", "note_edit", "note_edit", "note_delete", "note_add", "note_delete"]
 
 
 def test_note_ids_match_words_phrases_and_wildcards_in_live_notes(case):

@@ -156,6 +156,31 @@ def test_notes_from_the_command_line(case_dir):  # noqa: F811 - fixture
     assert run("note", "add", WHITEWASH[0], "  ", "--case", case_dir).exit_code == 2
 
 
+def test_only_a_notes_author_or_an_admin_edits_or_deletes_it_from_the_command_line(with_users):
+    folder = with_users
+    note = js("note", "add", WHITEWASH[0], "Ask Wei who asked", "--as", "alice", "--case", folder)
+    assert js("note", "edit", note["id"], "Wei confirmed", "--as", "alice", "--case", folder)["revisions"] == 2
+    for args in (("edit", note["id"], "rewritten by bea"), ("delete", note["id"])):
+        refused = run("note", *args, "--as", "bea", "--case", folder)
+        verb = args[0]
+        assert refused.exit_code == 2, refused.output
+        assert f"only its author (alice) or an admin may {verb} this note" in refused.output
+    assert run("note", "edit", note["id"], "x", "--as", "otto", "--case", folder).exit_code == 2  # auditor
+    assert [r["text"] for r in js("note", "history", note["id"], "--case", folder)] == [
+        "Ask Wei who asked", "Wei confirmed"]
+    assert len(entries(folder, "note_edit")) == 1 and entries(folder, "note_delete") == []
+    by_admin = js("note", "edit", note["id"], "Wei confirmed (ada)", "--as", "ada", "--case", folder)
+    assert (by_admin["created_by"], by_admin["updated_by"], by_admin["revisions"]) == ("alice", "ada", 3)
+    # without --as the CLI actor (cli:<os user>) is the machine's operator, as for saved searches: may do everything
+    assert js("note", "edit", note["id"], "by the operator", "--case", folder)["updated_by"] == audit.cli_actor()
+    theirs = js("note", "add", WHITEWASH[1], "bea's own", "--as", "bea", "--case", folder)
+    assert js("note", "delete", theirs["id"], "--as", "bea", "--case", folder)["deleted"] is True
+    assert js("note", "delete", note["id"], "--as", "ada", "--case", folder)["deleted"] is True
+    history = js("note", "history", note["id"], "--case", folder)
+    assert [(r["actor"], r["deleted"]) for r in history] == [
+        ("alice", False), ("alice", False), ("ada", False), (audit.cli_actor(), False), ("ada", True)]
+
+
 # ---------------------------------------------------------------------------------------------- saved
 
 

@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from discovery import audit
+from discovery import audit, users
 from discovery.case import Case
 from discovery.web.review import with_clause
-from tests.conftest import XSS, Logins, with_csrf
+from tests.conftest import XSS, Logins, login, with_csrf
 from tests.test_web_security import live_markup
 
 
@@ -88,6 +88,50 @@ def test_auditors_read_notes_but_may_not_write_them(logins):
     assert auditor.post(f"/notes/{note['id']}/delete", data=with_csrf(auditor)).status_code == 403
     investigator_page = client.get(f"/m/{mid}").get_data(as_text=True)
     assert "Add a note" in investigator_page and f'action="/notes/{note["id"]}/delete"' in investigator_page
+
+
+OTHER = ("second-investigator", "second-password-123")
+
+
+def test_only_a_notes_author_or_an_admin_edits_or_deletes_it(logins, private_app):
+    case = Case(private_app.config["CASE_FOLDER"])
+    try:
+        users.add(case, OTHER[0], "investigator", OTHER[1])
+    finally:
+        case.close()
+    author, admin = logins.client("investigator"), logins.client("admin")
+    other = private_app.test_client()
+    login(other, *OTHER)
+    mid = hits(author)["hits"][0]["message"]["id"]
+    note = author.post(f"/m/{mid}/notes.json", data=with_csrf(author, text="the author's reasoning")).get_json()["note"]
+    edit_form, delete_form = f'action="/notes/{note["id"]}"', f'action="/notes/{note["id"]}/delete"'
+    for client, shown in ((author, True), (admin, True), (other, False)):
+        page = client.get(f"/m/{mid}").get_data(as_text=True)
+        assert "the author&#39;s reasoning" in page and "Add a note" in page
+        assert (edit_form in page, delete_form in page) == (shown, shown)
+    own = other.post(f"/m/{mid}/notes.json", data=with_csrf(other, text="second opinion")).get_json()["note"]
+    assert f'action="/notes/{own["id"]}/delete"' in other.get(f"/m/{mid}").get_data(as_text=True)
+    assert f'action="/notes/{own["id"]}/delete"' not in author.get(f"/m/{mid}").get_data(as_text=True)
+
+    message = "only its author (test-investigator) or an admin may edit this note"
+    refused = other.post(f"/notes/{note['id']}.json", data=with_csrf(other, text="rewritten"))
+    assert refused.status_code == 403 and refused.get_json()["error"] == message
+    page = other.post(f"/notes/{note['id']}", data=with_csrf(other, text="rewritten", next=f"/m/{mid}"))
+    assert page.status_code == 403 and "only its author (test-investigator) or an admin" in page.get_data(as_text=True)
+    gone = other.post(f"/notes/{note['id']}/delete.json", data=with_csrf(other))
+    assert gone.status_code == 403 and "may delete this note" in gone.get_json()["error"]
+    assert other.post(f"/notes/{note['id']}/delete", data=with_csrf(other)).status_code == 403
+    texts = [n["text"] for n in author.get(f"/m/{mid}.json").get_json()["notes"][mid]]
+    assert texts == ["the author's reasoning", "second opinion"]
+    assert len(audited(private_app, "note_edit")) == 0 and len(audited(private_app, "note_delete")) == 0
+
+    edited = admin.post(f"/notes/{note['id']}.json", data=with_csrf(admin, text="checked by admin")).get_json()
+    assert edited["note"]["updated_by"] == "test-admin" and edited["note"]["created_by"] == "test-investigator"
+    assert author.post(f"/notes/{note['id']}.json", data=with_csrf(author, text="author again")).status_code == 200
+    assert other.post(f"/notes/{own['id']}/delete.json", data=with_csrf(other)).status_code == 200
+    assert admin.post(f"/notes/{note['id']}/delete.json", data=with_csrf(admin)).status_code == 200
+    assert author.get(f"/m/{mid}.json").get_json()["notes"][mid] == []
+    assert [e["actor"] for e in audited(private_app, "note_delete")] == [OTHER[0], "test-admin"]
 
 
 def test_bad_note_requests_are_clear(logins):

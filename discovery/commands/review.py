@@ -365,7 +365,7 @@ def note_add(message_id: str, text: str, case_dir: str, as_user: str | None, as_
 @as_option()
 @json_option()
 def note_edit(note_id: int, text: str, case_dir: str, as_user: str | None, as_json: bool) -> None:
-    """Replace a note's text (a new revision; the earlier ones are kept).
+    """Replace a note's text (a new revision; the earlier ones are kept). Its author or an admin only.
 
     \b
     Example:
@@ -373,7 +373,8 @@ def note_edit(note_id: int, text: str, case_dir: str, as_user: str | None, as_js
     """
     with _case(case_dir) as case:
         actor = _actor(case, as_user, WRITERS)
-        note = review.edit_note(case, note_id, _text(text), actor=actor.name, address=actor.address)
+        note = review.edit_note(case, note_id, _text(text), actor=actor.name, address=actor.address,
+                                admin=actor.admin)
     _show(as_json, note, _print_note)
 
 
@@ -383,7 +384,7 @@ def note_edit(note_id: int, text: str, case_dir: str, as_user: str | None, as_js
 @as_option()
 @json_option()
 def note_delete(note_id: int, case_dir: str, as_user: str | None, as_json: bool) -> None:
-    """Delete a note (a deleting revision: its history stays in the case).
+    """Delete a note (a deleting revision: its history stays in the case). Its author or an admin only.
 
     \b
     Example:
@@ -391,7 +392,7 @@ def note_delete(note_id: int, case_dir: str, as_user: str | None, as_json: bool)
     """
     with _case(case_dir) as case:
         actor = _actor(case, as_user, WRITERS)
-        note = review.delete_note(case, note_id, actor=actor.name, address=actor.address)
+        note = review.delete_note(case, note_id, actor=actor.name, address=actor.address, admin=actor.admin)
     _show(as_json, note, _print_note)
 
 

@@ -1,7 +1,8 @@
 """Review pages: tags and notes beside messages, tag administration, the tag facet, bulk-tagging a
 search after confirming its exact count, and walking a review set (keys 1-9, see static/review.js).
 
-Tagging and notes are for admins and investigators (auditors read, never change); defining and
+Tagging and notes are for admins and investigators (auditors read, never change); a note is edited
+or deleted only by its author or an admin (others get no form, and a 403); defining and
 recolouring tags is for admins. Every change goes through ``discovery.review`` with the user and
 address, which writes it to the audit trail. A bulk change takes the search page's own query,
 filters (turned into query nodes by ``SearchParams.filter_nodes``, as the search page does) and
@@ -90,7 +91,8 @@ _OPTION = Markup("<option>%s</option>")
 @bp.app_template_global()
 def review_form() -> dict[str, Any]:
     """What the review forms beside each message share, worked out once per request: which forms
-    the user gets (``may``: tag, add_note, edit_note), the case's tags (``choices``, and as
+    the user gets (``may``: tag, add_note, edit_note; a note's own edit form also needs
+    :func:`may_change_note`), who the user is (``me``, ``admin``), the case's tags (``choices``, and as
     ``<option>``s: ``options``), the way back here (``next``) and the form token (``csrf``, made
     only for a user who gets a form)."""
     form = g.get("review_form")
@@ -99,11 +101,19 @@ def review_form() -> dict[str, Any]:
                "edit_note": allowed("review.edit_note")}
         choices = _choices()
         form = g.review_form = {
-            "may": may, "choices": choices, "next": here(),
+            "may": may, "me": getattr(current_user, "name", None), "admin": _is_admin(),
+            "choices": choices, "next": here(),
             "options": Markup("").join(_OPTION % tag.name for tag in choices),
             "csrf": generate_csrf() if any(may.values()) else "",
         }
     return dict(form)
+
+
+@bp.app_template_global()
+def may_change_note(note: review.Note) -> bool:
+    """Whether this user gets the edit and delete forms beside NOTE: a writer who wrote it, or an admin."""
+    form = review_form()
+    return bool(form["may"]["edit_note"]) and review.may_change_note(note, form["me"] or "", form["admin"])
 
 
 @bp.app_template_global()
@@ -197,6 +207,10 @@ def tag_clause(name: str) -> str:
 
 def _who() -> dict[str, Any]:
     return {"actor": current_user.name, "address": request.remote_addr or "unknown"}
+
+
+def _is_admin() -> bool:
+    return getattr(current_user, "role", None) == "admin"
 
 
 def _field(source: Any, name: str) -> str:
@@ -412,6 +426,14 @@ def _note_or_404(case: Any, note_id: int) -> review.Note:
         abort(404, description=str(error))
 
 
+def _not_yours(note: review.Note, verb: str) -> Any:
+    """None if this user may change NOTE (its author, or an admin), else the 403 answer."""
+    if review.may_change_note(note, current_user.name, _is_admin()):
+        return None
+    return error_response(403, f"You may not {verb} this note",
+                          f"only its author ({note.created_by}) or an admin may {verb} this note")
+
+
 @bp.post("/m/<message_id>/notes.json", defaults={"fmt": "json"})
 @bp.post("/m/<message_id>/notes", defaults={"fmt": None})
 def add_note(message_id: str, fmt: str | None) -> Any:
@@ -427,11 +449,13 @@ def add_note(message_id: str, fmt: str | None) -> Any:
 @bp.post("/notes/<int:note_id>.json", defaults={"fmt": "json"})
 @bp.post("/notes/<int:note_id>", defaults={"fmt": None})
 def edit_note(note_id: int, fmt: str | None) -> Any:
-    """Replace a note's text (a new revision; the old text stays in its history)."""
+    """Replace a note's text (a new revision; the old text stays in its history); its author or an admin only."""
     case = get_case()
-    _note_or_404(case, note_id)
+    refused = _not_yours(_note_or_404(case, note_id), "edit")
+    if refused is not None:
+        return refused
     try:
-        note = review.edit_note(case, note_id, request.form.get("text") or "", **_who())
+        note = review.edit_note(case, note_id, request.form.get("text") or "", admin=_is_admin(), **_who())
     except review.ReviewError as error:
         return error_response(400, "The note could not be changed", str(error))
     return _note_answer(fmt, note)
@@ -440,11 +464,13 @@ def edit_note(note_id: int, fmt: str | None) -> Any:
 @bp.post("/notes/<int:note_id>/delete.json", defaults={"fmt": "json"})
 @bp.post("/notes/<int:note_id>/delete", defaults={"fmt": None})
 def delete_note(note_id: int, fmt: str | None) -> Any:
-    """Delete a note (a last, deleting revision: case.db keeps the note and its history)."""
+    """Delete a note (a last, deleting revision: case.db keeps the note and its history); author or admin only."""
     case = get_case()
-    _note_or_404(case, note_id)
+    refused = _not_yours(_note_or_404(case, note_id), "delete")
+    if refused is not None:
+        return refused
     try:
-        note = review.delete_note(case, note_id, **_who())
+        note = review.delete_note(case, note_id, admin=_is_admin(), **_who())
     except review.ReviewError as error:
         return error_response(400, "The note could not be deleted", str(error))
     return _note_answer(fmt, note)
