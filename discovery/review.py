@@ -46,6 +46,7 @@ from discovery import audit
 from discovery.case import Case, now_utc
 from discovery.engine import SORTS
 from discovery.query import ast as q
+from discovery.query import parse_filters
 from discovery.query.ast import name_key
 from discovery.query.explain import explain
 from discovery.query.match import spans
@@ -544,19 +545,7 @@ def _check_context(context: int) -> None:
 
 
 def _filters(filters: Sequence[str | q.Node] | None) -> tuple[list[q.Node], list[str]]:
-    """Filter nodes and their texts; strings are parsed as queries (QueryError if malformed)."""
-    nodes: list[q.Node] = []
-    texts: list[str] = []
-    for item in filters or ():
-        if isinstance(item, str):
-            nodes.append(parse(item))
-            texts.append(item)
-        elif isinstance(item, q.Node):
-            nodes.append(item)
-            texts.append(explain(item))
-        else:
-            raise ReviewError(f"a filter must be a query string or a query node, not {item!r}")
-    return nodes, texts
+    return parse_filters(filters, error=ReviewError)
 
 
 def _resolved(case: Case, query: str, filters: Sequence[str | q.Node] | None) -> tuple[q.Node, list[str]]:

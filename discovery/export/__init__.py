@@ -45,7 +45,7 @@ from discovery.export.readme import readme_text
 from discovery.export.select import Selection
 from discovery.export.slices import SLICES, Bates, documents, zone
 from discovery.memory import peak_rss_mb
-from discovery.query import QueryError
+from discovery.query import QueryError, parse_filters
 from discovery.query import ast as q
 from discovery.query.explain import explain
 from discovery.search import MAX_CONTEXT, highlight, parse_query
@@ -111,7 +111,7 @@ def export_bundle(
         raise ValueError(f"{out.parent}: no such folder to write the bundle into")
     _check_options(context, slice, bates_prefix, bates_start)
     zone_info = zone(tz)
-    filter_nodes, filter_texts = _filters(filters)
+    filter_nodes, filter_texts = parse_filters(filters)
     node = parse_query(case, query, filter_nodes)
     step = progress or (lambda stage, count: None)
     step("search", 0)
@@ -215,23 +215,6 @@ def _check_options(context: int, slice_name: str, prefix: str, start: int) -> No
     if slice_name not in SLICES:
         raise ValueError(f"slice must be one of {', '.join(SLICES)}, not {slice_name!r}")
     Bates(prefix, start, 1)  # validates both
-
-
-def _filters(filters: Sequence[Any] | None) -> tuple[list[Any], list[str]]:
-    """Filter nodes and their descriptions; strings are parsed as queries."""
-    from discovery.query import parse
-
-    nodes, texts = [], []
-    for item in filters or []:
-        if isinstance(item, str):
-            nodes.append(parse(item))
-            texts.append(item)
-        elif isinstance(item, q.Node):
-            nodes.append(item)
-            texts.append(explain(item))
-        else:
-            raise ValueError(f"a filter must be a query string or a query node, not {item!r}")
-    return nodes, texts
 
 
 def _highlighted(messages: Iterator[dict[str, Any]], node: Any) -> Iterator[dict[str, Any]]:
