@@ -5,7 +5,9 @@ verification (too many position shapes, ``not w/N``), the fallback when a regex 
 many terms, over-long tokens Tantivy cannot index, tie-breaking by id, and engine switching.
 """
 
+import contextlib
 import json
+import random
 import tempfile
 import threading
 from dataclasses import replace
@@ -512,28 +514,32 @@ def test_not_near_check_on_positions_agrees_with_occurrences(tokens, left, right
     assert te._occurs_test(node)(tokens) == bool(te.occurrences(node, tokens))
 
 
-def test_repeated_finds_two_occurrences(tmp_path):
-    """``repeated`` (phrase queries over every pair of the words, huge slop; what ``near_repeated``
-    replaces word by word) finds the documents where the operand occurs twice or more."""
-    import random
-
-    rng = random.Random(5)
-    texts_ = [" ".join(rng.choice(["a", "b", "c", "d"]) for _ in range(rng.randint(0, 9))) for _ in range(300)]
+@contextlib.contextmanager
+def _random_plan(tmp_path, seed: int, words: list[str], longest: int, count: int):
+    """(corpus, searcher, plan) over COUNT random documents of WORDS (0 to LONGEST each), indexed in tmp_path."""
+    rng = random.Random(seed)
+    texts_ = [" ".join(rng.choice(words) for _ in range(rng.randint(0, longest))) for _ in range(count)]
     corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
     engine = TantivyEngine(tmp_path)
     try:
         engine.add(corpus)
         engine.commit()
         searcher = engine._searcher()
-        plan = te._Plan(engine, searcher)
+        yield corpus, searcher, te._Plan(engine, searcher)
+    finally:
+        engine.close()
+
+
+def test_repeated_finds_two_occurrences(tmp_path):
+    """``repeated`` (phrase queries over every pair of the words, huge slop; what ``near_repeated``
+    replaces word by word) finds the documents where the operand occurs twice or more."""
+    with _random_plan(tmp_path, 5, ["a", "b", "c", "d"], 9, 300) as (corpus, searcher, plan):
         for text in ["(a OR b)", "(a OR c)", "(b OR d)", "a"]:
             node = parse(text)
             words = te._words(node)
             expected = sorted(d.id for d in corpus if sum(t in words for t in d.text.split()) >= 2)
             found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, plan.repeated(node)))
             assert found == expected
-    finally:
-        engine.close()
 
 
 def test_small_id_sets_score_like_term_set(pair):
@@ -556,18 +562,7 @@ def test_small_id_sets_score_like_term_set(pair):
 def test_near_filter_finds_what_the_shapes_find(tmp_path):
     """``near_filter`` (same-offset phrase queries with slop N) holds exactly the documents of the
     exact shapes (``pos_superset``) and of the oracle, at every distance, repeats included."""
-    import random
-
-    rng = random.Random(11)
-    texts_ = [" ".join(rng.choice(["a", "b", "c", "d", "e", "f"]) for _ in range(rng.randint(0, 14)))
-              for _ in range(400)]
-    corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
-    engine = TantivyEngine(tmp_path)
-    try:
-        engine.add(corpus)
-        engine.commit()
-        searcher = engine._searcher()
-        plan = te._Plan(engine, searcher)
+    with _random_plan(tmp_path, 11, ["a", "b", "c", "d", "e", "f"], 14, 400) as (corpus, searcher, plan):
         fast = [("a", "b"), ("(a OR c)", "b"), ("a", "(b OR d)"), ("(a OR c)", "(b OR d)")]
         plain = [("a", "a"), ("(a OR b)", "(b OR c)"), ("(a OR b OR c)", "(d OR e OR f)")]  # shared word; 9 pairs
         for left, right in fast + plain:
@@ -581,24 +576,12 @@ def test_near_filter_finds_what_the_shapes_find(tmp_path):
                 expected = sorted(d.id for d in corpus if matches(node, d))
                 found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, filtered))
                 assert found == expected, (left, right, distance)
-    finally:
-        engine.close()
 
 
 def test_near_repeated_word_by_word_agrees(tmp_path):
     """``near_repeated`` (word by word for an OR of words) holds exactly the documents where the
     proximity occurs and its left operand occurs twice or more."""
-    import random
-
-    rng = random.Random(17)
-    texts_ = [" ".join(rng.choice(["a", "b", "c", "d", "e"]) for _ in range(rng.randint(0, 14))) for _ in range(400)]
-    corpus = [doc(f"d{i}", text, i) for i, text in enumerate(texts_)]
-    engine = TantivyEngine(tmp_path)
-    try:
-        engine.add(corpus)
-        engine.commit()
-        searcher = engine._searcher()
-        plan = te._Plan(engine, searcher)
+    with _random_plan(tmp_path, 17, ["a", "b", "c", "d", "e"], 14, 400) as (corpus, searcher, plan):
         pairs = [("(a OR b)", "c"), ("(a OR c)", "(b OR d)"), ("a", "b"), ("(a OR b)", "b"), ("b", "(a OR b)")]
         for left, right in pairs:
             for distance in range(1, 6):
@@ -608,5 +591,3 @@ def test_near_repeated_word_by_word_agrees(tmp_path):
                                   if matches(node, d) and sum(t in words for t in d.text.split()) >= 2)
                 found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, plan.near_repeated(node)))
                 assert found == expected, (left, right, distance)
-    finally:
-        engine.close()
