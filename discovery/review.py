@@ -53,7 +53,7 @@ from discovery.query.match import spans
 from discovery.query.parser import QueryError, parse
 
 __all__ = [
-    "DEFAULT_TAGS", "SCHEMA", "AppliedTag", "IdSet", "Note", "NoteRevision", "Progress", "QueryError",
+    "DEFAULT_TAGS", "SCHEMA", "AppliedTag", "IdSet", "Note", "NoteRevision", "NotPermitted", "Progress", "QueryError",
     "ReviewError", "ReviewItem", "ReviewSet", "SavedRun", "SavedSearch", "Tag", "TagChange", "TagCount",
     "TagEvent", "TagFacet", "add_note", "add_tag", "count_hits", "count_query", "create_set", "define_tag",
     "delete_note", "delete_saved", "edit_note", "ensure_schema", "export_set", "find_tag", "get_note",
@@ -206,6 +206,11 @@ _LAST_OBJECT = "review_items_frozen"  # created last by SCHEMA: its presence mea
 class ReviewError(ValueError):
     """A review request that cannot be done: unknown tag, message, note, saved search or set; a bad
     name, colour or text; a bulk count that changed since it was confirmed; not the owner."""
+
+
+class NotPermitted(ReviewError):
+    """The actor may not make this change: someone else's note or saved search, and not an admin
+    (the web answers it with 403, other review errors with 400)."""
 
 
 class IdSet(frozenset[str]):
@@ -918,19 +923,19 @@ def may_change_note(note: Note, who: str, admin: bool = False) -> bool:
 
 def _check_note_owner(note: Note, who: str, admin: bool, verb: str) -> None:
     if not may_change_note(note, who, admin):
-        raise ReviewError(f"only its author ({note.created_by}) or an admin may {verb} this note")
+        raise NotPermitted(f"only its author ({note.created_by}) or an admin may {verb} this note")
 
 
 def edit_note(case: Case, note_id: int, text: str, *, actor: str | None = None,
               address: str | None = None, admin: bool = False) -> Note:
     """Replace a note's text: a new revision (the old text stays in its history). Only its author,
     or with ADMIN an administrator, may. Audited as ``note_edit``; an unchanged text changes nothing."""
-    body = _note_text(text)
     note = get_note(case, note_id)
-    if note.deleted:
-        raise ReviewError(f"note {note_id} was deleted")
     who = _who(actor)
     _check_note_owner(note, who, admin, "edit")
+    body = _note_text(text)
+    if note.deleted:
+        raise ReviewError(f"note {note_id} was deleted")
     if body == note.text:
         return note
     return _revise(case, note, body, False, who, address)
@@ -941,10 +946,10 @@ def delete_note(case: Case, note_id: int, *, actor: str | None = None, address: 
     """Delete a note: a last, deleting revision; the note and its history stay in case.db. Only its
     author, or with ADMIN an administrator, may. Audited as ``note_delete``."""
     note = get_note(case, note_id)
-    if note.deleted:
-        raise ReviewError(f"note {note_id} was already deleted")
     who = _who(actor)
     _check_note_owner(note, who, admin, "delete")
+    if note.deleted:
+        raise ReviewError(f"note {note_id} was already deleted")
     return _revise(case, note, "", True, who, address)
 
 
@@ -1144,7 +1149,7 @@ def run_saved(case: Case, ref: int | str, *, user: str | None = None, actor: str
 def _owned(case: Case, ref: int | str, who: str, admin: bool) -> SavedSearch:
     saved = get_saved(case, ref, user=None if admin else who)
     if not admin and saved.owner != who:
-        raise ReviewError(f"saved search {saved.id} belongs to {saved.owner}; only they (or an admin) can change it")
+        raise NotPermitted(f"saved search {saved.id} belongs to {saved.owner}; only they (or an admin) can change it")
     return saved
 
 

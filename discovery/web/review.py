@@ -426,14 +426,6 @@ def _note_or_404(case: Any, note_id: int) -> review.Note:
         abort(404, description=str(error))
 
 
-def _not_yours(note: review.Note, verb: str) -> Any:
-    """None if this user may change NOTE (its author, or an admin), else the 403 answer."""
-    if review.may_change_note(note, current_user.name, _is_admin()):
-        return None
-    return error_response(403, f"You may not {verb} this note",
-                          f"only its author ({note.created_by}) or an admin may {verb} this note")
-
-
 @bp.post("/m/<message_id>/notes.json", defaults={"fmt": "json"})
 @bp.post("/m/<message_id>/notes", defaults={"fmt": None})
 def add_note(message_id: str, fmt: str | None) -> Any:
@@ -451,11 +443,11 @@ def add_note(message_id: str, fmt: str | None) -> Any:
 def edit_note(note_id: int, fmt: str | None) -> Any:
     """Replace a note's text (a new revision; the old text stays in its history); its author or an admin only."""
     case = get_case()
-    refused = _not_yours(_note_or_404(case, note_id), "edit")
-    if refused is not None:
-        return refused
+    _note_or_404(case, note_id)
     try:
         note = review.edit_note(case, note_id, request.form.get("text") or "", admin=_is_admin(), **_who())
+    except review.NotPermitted as error:
+        return error_response(403, "You may not edit this note", str(error))
     except review.ReviewError as error:
         return error_response(400, "The note could not be changed", str(error))
     return _note_answer(fmt, note)
@@ -466,11 +458,11 @@ def edit_note(note_id: int, fmt: str | None) -> Any:
 def delete_note(note_id: int, fmt: str | None) -> Any:
     """Delete a note (a last, deleting revision: case.db keeps the note and its history); author or admin only."""
     case = get_case()
-    refused = _not_yours(_note_or_404(case, note_id), "delete")
-    if refused is not None:
-        return refused
+    _note_or_404(case, note_id)
     try:
         note = review.delete_note(case, note_id, admin=_is_admin(), **_who())
+    except review.NotPermitted as error:
+        return error_response(403, "You may not delete this note", str(error))
     except review.ReviewError as error:
         return error_response(400, "The note could not be deleted", str(error))
     return _note_answer(fmt, note)

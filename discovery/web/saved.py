@@ -142,7 +142,7 @@ def _failed(error: Exception, title: str) -> Any:
     message = str(error)
     if message.startswith("no saved search"):
         return error_response(404, "No such saved search", message)
-    if "only they (or an admin)" in message:
+    if isinstance(error, review.NotPermitted):
         return error_response(403, title, message)
     return error_response(400, title, message)
 
