@@ -27,6 +27,7 @@ from discovery.cli import cli  # noqa: E402
 from discovery.engine import tantivy_engine as te  # noqa: E402
 from discovery.engine.tantivy_engine import TantivyEngine, analyzed  # noqa: E402
 from discovery.engine.whoosh_engine import WhooshEngine  # noqa: E402
+from discovery.model import stable_id  # noqa: E402
 from discovery.query import And, Field, Not, QueryError, matches, parse  # noqa: E402
 from discovery.search import search  # noqa: E402
 from tests.test_golden_queries import FIXTURES, GOLDEN  # noqa: E402
@@ -591,3 +592,35 @@ def test_near_repeated_word_by_word_agrees(tmp_path):
                                   if matches(node, d) and sum(t in words for t in d.text.split()) >= 2)
                 found = sorted(te._stored_id(searcher, a) for a in te._addresses(searcher, plan.near_repeated(node)))
                 assert found == expected, (left, right, distance)
+
+
+# ---------------------------------------------------------------------------- ids read from columns
+
+
+def test_message_ids_round_trip_through_the_id_columns():
+    ids = [stable_id("lark", f"oc_{n}", f"om_{n}") for n in range(200)] + ["m" + "f" * 19, "m" + "0" * 19]
+    for message_id in ids:
+        high, low = te._id_numbers(message_id)
+        assert high < te.NOT_AN_ID_NUMBER
+        assert f"m{high:03x}{low:016x}" == message_id
+    for other in ("m1", "M" + "a" * 19, "m" + "a" * 18, "m" + "a" * 20, "m" + "g" * 19, "x" + "a" * 19, ""):
+        assert te._id_numbers(other) == (te.NOT_AN_ID_NUMBER, 0)
+
+
+def test_all_ids_reads_message_ids_from_columns_and_others_from_stored_documents(tmp_path):
+    canonical = [replace(d, id=stable_id("lark", d.conversation_id, d.id)) for d in DOCS]
+    hand_made = [replace(d, id=f"hand-{d.id}") for d in DOCS]
+    engine = TantivyEngine(tmp_path / "canonical")
+    engine.add(canonical)
+    engine.commit()
+    # Every id of this index is a message id: none is read from a stored document.
+    with mock.patch.object(te, "_stored_id", side_effect=AssertionError("read a stored document")):
+        assert sorted(engine.all_ids(parse(""))) == sorted(d.id for d in canonical)
+        assert sorted(engine.all_ids(parse("logs"))) == sorted(
+            d.id for d in canonical if "logs" in [t.text for t in tokenize(d.text)])
+    engine.close()
+    mixed = TantivyEngine(tmp_path / "mixed")
+    mixed.add(canonical[::2] + hand_made[1::2])
+    mixed.commit()
+    assert sorted(mixed.all_ids(parse(""))) == sorted(d.id for d in canonical[::2] + hand_made[1::2])
+    mixed.close()

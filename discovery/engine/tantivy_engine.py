@@ -61,6 +61,7 @@ import re
 import threading
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 import tantivy
@@ -102,12 +103,15 @@ from discovery.query.match import (
 Q = tantivy.Query
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 
-LAYOUT = 1  # bump when the schema or the token encoding changes: older indexes must be rebuilt
+# Bump when the schema or the token encoding changes: older indexes must be rebuilt.
+LAYOUT = 2  # 2: ids as numbers in columns too (ID_HIGH, ID_LOW)
 LAYOUT_FILE = "discovery-tantivy.json"
 TEXT_FIELD = "text"
 UNIGRAM_FIELD = "cjk1"
 BODY_FIELD = "tokens"  # our tokens, space-joined, stored only: what candidates are checked against
 FLAGS_FIELD = "flags"
+ID_HIGH, ID_LOW = "id_high", "id_low"  # a message id "m" + 19 hex digits as numbers: 3 digits, 16 digits
+NOT_AN_ID_NUMBER = 1 << 12  # ID_HIGH of any other id (tests, hand-made): its stored id is read instead
 MAX_TOKEN_BYTES = 65_530  # Tantivy drops longer tokens (MAX_TOKEN_LEN = u16::MAX - 5)
 CJK_FIRST = "\u1100"  # no character below this is CJK to discovery.analysis (Hangul Jamo start)
 LONG_TOKEN = "\x00long"  # stands in for such a token; no token of ours contains NUL
@@ -136,6 +140,11 @@ Place = frozenset  # of ("t", literal token) / ("r", regex) alternatives
 def make_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    # The id again, as two numbers in columns (see _id_numbers), so listing every hit's id reads two
+    # columns instead of each hit's stored document (~3 us apiece: 75 ms of a 19,000-hit search
+    # page's facets). A text fast field sorted by was slower still (~20 us a hit).
+    sb.add_unsigned_field(ID_HIGH, stored=False, indexed=False, fast=True)
+    sb.add_unsigned_field(ID_LOW, stored=False, indexed=False, fast=True)
     sb.add_text_field(TEXT_FIELD, stored=False, tokenizer_name="whitespace", index_option="position")
     sb.add_text_field(UNIGRAM_FIELD, stored=False, tokenizer_name="whitespace", index_option="freq")
     sb.add_bytes_field(BODY_FIELD, stored=True, indexed=False, fast=False)
@@ -204,6 +213,7 @@ def _document(doc: IndexDoc) -> tantivy.Document:
     if flags:
         fields[FLAGS_FIELD] = flags
     fields["ts"] = doc.sent_at_us
+    fields[ID_HIGH], fields[ID_LOW] = _id_numbers(doc.id)
     return tantivy.Document.from_dict(fields, _SCHEMA)
 
 
@@ -231,7 +241,20 @@ def _document_by_calls(doc: IndexDoc) -> tantivy.Document:
     if doc.deleted:
         out.add_text(FLAGS_FIELD, "deleted")
     out.add_integer("ts", doc.sent_at_us)
+    high, low = _id_numbers(doc.id)
+    out.add_unsigned(ID_HIGH, high)
+    out.add_unsigned(ID_LOW, low)
     return out
+
+
+_ID_SHAPE = re.compile("m[0-9a-f]{19}")  # discovery.model.stable_id
+
+
+def _id_numbers(doc_id: str) -> tuple[int, int]:
+    """A message id as (its first 3 hex digits, its last 16) for the ID_HIGH and ID_LOW columns."""
+    if _ID_SHAPE.fullmatch(doc_id):
+        return int(doc_id[1:4], 16), int(doc_id[4:], 16)
+    return NOT_AN_ID_NUMBER, 0
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -395,12 +418,11 @@ class TantivyEngine:
     def all_ids(self, query: object) -> list[str]:
         searcher = self._searcher()
         try:
-            addresses = _addresses(searcher, _Plan(self, searcher).query(query))  # type: ignore[arg-type]
+            return _ids(searcher, _Plan(self, searcher).query(query))  # type: ignore[arg-type]
         except ValueError as error:
             if not _too_many_expansions(error):
                 raise
-            addresses = _addresses(searcher, _Plan(self, searcher, regex_phrases=False).query(query))  # type: ignore[arg-type]
-        return [_stored_id(searcher, address) for address in addresses]
+        return _ids(searcher, _Plan(self, searcher, regex_phrases=False).query(query))  # type: ignore[arg-type]
 
     def doc_count(self) -> int:
         return self._searcher().num_docs
@@ -424,6 +446,23 @@ def _addresses(searcher: tantivy.Searcher, q: tantivy.Query, guess: int = 1024) 
     if result.count > len(hits):
         hits = searcher.search(q, limit=result.count, count=False).hits
     return sorted((address for _, address in hits), key=lambda a: (a.segment_ord, a.doc))
+
+
+def _ids(searcher: tantivy.Searcher, q: tantivy.Query, guess: int = 1024) -> list[str]:
+    """The id of every document matching Q, read from the ID_HIGH and ID_LOW columns.
+
+    One pass when there are at most GUESS of them; else a second one, now knowing how many."""
+    result = searcher.search(q, limit=guess, count=True)
+    hits = result.hits
+    if result.count > len(hits):
+        hits = searcher.search(q, limit=result.count, count=False).hits
+    addresses = list(map(itemgetter(1), hits))
+    highs = searcher.fast_field_values(ID_HIGH, addresses)
+    lows = searcher.fast_field_values(ID_LOW, addresses)
+    if None not in highs and (not highs or max(highs) < NOT_AN_ID_NUMBER):  # (None: no such column in a segment)
+        return list(map("m%03x%016x".__mod__, zip(highs, lows, strict=True)))
+    return [f"m{high:03x}{low:016x}" if high is not None and high < NOT_AN_ID_NUMBER
+            else _stored_id(searcher, address) for high, low, address in zip(highs, lows, addresses, strict=True)]
 
 
 def _stored_id(searcher: tantivy.Searcher, address: tantivy.DocAddress) -> str:
