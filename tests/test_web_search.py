@@ -279,3 +279,32 @@ def test_attachments_show_name_type_and_size(client):
 def test_server_timing_header(client):
     response = client.get("/search?q=whitewash")
     assert re.fullmatch(r"app;dur=\d+\.\d+", response.headers["Server-Timing"])
+
+
+def test_senders_of_one_name_are_told_apart_by_their_ids(tmp_path, demo_case_dir):
+    """Mark Ellison has a Lark account and a Teams one: two senders, both shown, each with its id."""
+    from discovery.ingest import ingest
+    from tests.conftest import FIXTURES, WEB_USERS, login, make_app, private_copy
+
+    folder = private_copy(demo_case_dir, tmp_path / "case")
+    case = Case(folder)
+    ingest(case, [str(FIXTURES / "teams" / "graph")], copy_originals=False)
+    case.close()
+    app = make_app(folder)
+    try:
+        client = app.test_client()
+        assert login(client, *WEB_USERS["investigator"]).status_code == 302
+        query = "q=sender:%22Mark+Ellison%22+OR+sender:%22Tom+Becker%22&per_page=1"
+        senders = client.get(f"/search.json?{query}").get_json()["facets"]["senders"]
+        marks_ids = sorted(v["value"] for v in senders if v["label"] == "Mark Ellison")
+        assert len(marks_ids) == 2 and len(senders) > 2
+        html = client.get(f"/search?{query}").get_data(as_text=True)
+        facet = html[html.index('<aside class="facets"'):html.index("</aside>")]
+        qualifiers = re.findall(r'">Mark Ellison</a><small class="facet-qualifier" title="sender id">([^<]*)</small>',
+                                facet)
+        assert sorted(qualifiers) == marks_ids
+        labels = [v["label"] for v in senders]
+        assert len(set(labels)) > 1  # and a name shown once carries no id:
+        assert facet.count('class="facet-qualifier"') == sum(labels.count(label) > 1 for label in labels)
+    finally:
+        app.extensions["discovery_cases"].close()

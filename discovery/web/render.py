@@ -142,7 +142,18 @@ def install(app: Flask) -> None:
     )
     app.jinja_env.filters["reaction"] = reaction_emoji
     app.jinja_env.globals.update(display_zone_name=display_zone_name, url_with=url_with, month_bounds=month_bounds,
-                                 conversation_label=conversation_label, time_tag=time_tag, url_for_each=url_for_each)
+                                 conversation_label=conversation_label, time_tag=time_tag, url_for_each=url_for_each,
+                                 repeated_labels=repeated_labels)
+
+
+def repeated_labels(values: Iterable[Any]) -> set[str]:
+    """The labels shown more than once among facet VALUES: one person with an account in two
+    exports (or two people of one name) is two senders, and the page must tell them apart."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for value in values:
+        (repeated if value.label in seen else seen).add(value.label)
+    return repeated
 
 
 def url_with(drop: Iterable[str] = (), **changes: Any) -> str:
