@@ -21,7 +21,7 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Zero-width, joiners, bidi embeddings/overrides/isolates, word joiner, BOM, soft hyphen.
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
@@ -46,12 +46,18 @@ _TOKEN = re.compile(f"({_CJK_CHAR}+)|([^\\W{_CJK_RANGES}]+)")
 _IS_CJK = re.compile(f"^{_CJK_CHAR}+$")
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """One indexed token. A named tuple, not a frozen dataclass: highlighting builds one per word
+    of every hit, and a tuple is built several times faster (equal fields give equal hashes)."""
+
     text: str  # the normalized form that is indexed and matched
     pos: int  # position in the token stream (bigrams of one run take consecutive positions)
     start: int  # character offsets into the ORIGINAL text, for highlighting
     end: int
+
+
+# Token(...) without the generated __new__'s Python frame: ``_new(Token, (text, pos, start, end))``.
+_new = tuple.__new__
 
 
 def normalize(text: str) -> str:
@@ -65,38 +71,61 @@ def is_cjk(word: str) -> bool:
 
 def tokenize(text: str) -> list[Token]:
     """The indexed tokens of TEXT with positions and offsets into TEXT itself."""
-    normalized, offsets = _normalize_with_offsets(text)
+    if text.isascii():
+        return _ascii_tokens(text)
+    normalized, offsets = _fold_with_offsets(text)
+    if offsets is None:  # one character for one: offsets into NORMALIZED are offsets into TEXT
+        offsets = range(len(text) + 1)
     tokens: list[Token] = []
     pos = 0
     for match in _TOKEN.finditer(normalized):
-        cjk_run, word = match.group(1), match.group(2)
-        start, end = match.start(), match.end()
+        cjk_run, word = match.groups()
+        start, end = match.span()
         if word:
-            tokens.append(Token(word, pos, offsets[start], offsets[end]))
+            tokens.append(_new(Token, (word, pos, offsets[start], offsets[end])))
             pos += 1
         elif len(cjk_run) == 1:
-            tokens.append(Token(cjk_run, pos, offsets[start], offsets[end]))
+            tokens.append(_new(Token, (cjk_run, pos, offsets[start], offsets[end])))
             pos += 1
         else:
-            for i in range(len(cjk_run) - 1):
-                s = start + i
-                tokens.append(Token(cjk_run[i : i + 2], pos, offsets[s], offsets[s + 2]))
+            for s in range(start, end - 1):
+                tokens.append(_new(Token, (normalized[s : s + 2], pos, offsets[s], offsets[s + 2])))
                 pos += 1
     return tokens
 
 
+def _ascii_tokens(text: str) -> list[Token]:
+    """``tokenize`` for ASCII TEXT: its words are ``\\w+`` of the lower-cased text, at the same
+    offsets. Splitting and finding each word again is faster than a regex match object per word."""
+    spaced = _ascii_words_only(text)
+    find = spaced.find
+    tokens: list[Token] = []
+    end = 0
+    for pos, word in enumerate(spaced.split()):
+        start = find(word, end)  # only spaces lie between the previous word's end and this one
+        end = start + len(word)
+        tokens.append(_new(Token, (word, pos, start, end)))
+    return tokens
+
+
+def _ascii_words_only(text: str) -> str:
+    """ASCII TEXT lower-cased with every non-word character replaced by a space (same length)."""
+    return text.lower().encode("ascii").translate(_ASCII_WORDS_ONLY).decode("ascii")
+
+
 def cjk_unigrams(text: str) -> list[Token]:
     """Every CJK character as its own token, for single-character queries."""
-    normalized, offsets = _normalize_with_offsets(text)
+    if text.isascii():
+        return []
+    normalized, offsets = _fold_with_offsets(text)
+    if offsets is None:  # one character for one, as in tokenize
+        offsets = range(len(text) + 1)
     out: list[Token] = []
     pos = 0
-    for match in _TOKEN.finditer(normalized):
-        run = match.group(1)
-        if not run:
-            continue
-        for i, char in enumerate(run):
-            s = match.start() + i
-            out.append(Token(char, pos, offsets[s], offsets[s + 1]))
+    for match in _CJK_RUN.finditer(normalized):
+        start, end = match.span()
+        for s in range(start, end):
+            out.append(_new(Token, (normalized[s], pos, offsets[s], offsets[s + 1])))
             pos += 1
         pos += 1  # a gap between runs, so unigrams of separate runs never look adjacent
     return out
@@ -107,7 +136,7 @@ def token_texts(text: str) -> list[str]:
     indexing, where a token's position is its place in this list). Much faster."""
     if text.isascii():
         # _ASCII_WORD.findall(text.lower()), faster: every non-word byte becomes a space, then split
-        return text.lower().encode("ascii").translate(_ASCII_WORDS_ONLY).decode("ascii").split()
+        return _ascii_words_only(text).split()
     out: list[str] = []
     for cjk_run, word in _TOKEN.findall(_normalized(text)):
         if word:
@@ -230,8 +259,42 @@ def _normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     output character points back to where that cluster starts. The list has one extra entry,
     the length of TEXT, so an exclusive end offset maps too.
     """
+    normalized, offsets = _fold_with_offsets(text)
+    return normalized, list(range(len(text) + 1)) if offsets is None else offsets
+
+
+def _fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
+    """``_normalize_with_offsets``, with None for offsets when every character of TEXT became
+    exactly one character (index i of the result comes from index i of TEXT): the usual case."""
     if text.isascii():
-        return text.lower(), list(range(len(text) + 1))
+        return text.lower(), None
+    if not _combining().isdisjoint(text):
+        return _slow_normalize_with_offsets(text)
+    # Without combining marks each character is a cluster of its own: fold each through the cache.
+    folded = text.translate(_FOLD)
+    # Only invisible marks fold to no character (a test checks every code point), so without
+    # them equal lengths mean every character folded to exactly one.
+    if len(folded) == len(text) and not _INVISIBLE.search(text):
+        return folded, None
+    return folded, _character_offsets(text)
+
+
+def _character_offsets(text: str) -> list[int]:
+    """The offsets for TEXT without combining marks: each index once per character it folds to."""
+    fold = _FOLD
+    offsets: list[int] = []
+    for index, char in enumerate(text):
+        width = len(fold[ord(char)])
+        if width == 1:
+            offsets.append(index)
+        elif width:
+            offsets.extend([index] * width)
+    offsets.append(len(text))
+    return offsets
+
+
+def _slow_normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``_normalize_with_offsets`` cluster by cluster: the reference the fast paths must equal."""
     pieces: list[str] = []
     offsets: list[int] = []
     index = 0
