@@ -326,29 +326,88 @@ class Case:
 
     def window(self, message_id: str, before: int, after: int) -> list[dict[str, Any]]:
         """The message with up to BEFORE/AFTER neighbours in its stream, in time order."""
-        anchor = self.db.execute(
-            "SELECT stream, sent_at_us, id FROM messages WHERE id = ?", (message_id,)
-        ).fetchone()
-        if anchor is None:
-            return []
-        stream, at, mid = anchor
-        earlier = self.db.execute(
-            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) < (?, ?) "
-            "ORDER BY m.sent_at_us DESC, m.id DESC LIMIT ?",
-            (stream, at, mid, before),
-        ).fetchall()
-        later = self.db.execute(
-            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) >= (?, ?) "
-            "ORDER BY m.sent_at_us, m.id LIMIT ?",
-            (stream, at, mid, after + 1),
-        ).fetchall()
-        return [message_record(row) for row in [*reversed(earlier), *later]]
+        return self.windows([message_id], before, after).get(message_id, [])
+
+    def windows(
+        self, ids: list[str], before: int, after: int, known: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``window(id, before, after)`` for each of IDS, keyed by id, in a few statements for a whole page.
+
+        Window members come from the stream index alone, then each record is read once by rowid (or
+        taken from KNOWN, untouched records the caller already read). No two windows, nor a window and
+        KNOWN, share a dict or list: callers mark window entries (search sets ``hit``) and windows overlap.
+        """
+        known = known or {}
+        members = self._window_members(ids, before, after)
+        missing = list({seq for window in members.values() for m, seq in window if m not in known})
+        return _window_entries(ids, members, self._records_by_seq(missing), known)
+
+    def _window_members(self, ids: list[str], before: int, after: int) -> dict[str, list[tuple[str, int]]]:
+        """(id, seq) of each found message's window members in (sent_at_us, id) order, one statement per chunk."""
+        anchors = list(self._anchors(ids).items())
+        out: dict[str, list[tuple[str, int]]] = {}
+        for start in range(0, len(anchors), WINDOW_CHUNK):
+            chunk = anchors[start : start + WINDOW_CHUNK]
+            cursor = self.db.cursor()
+            cursor.row_factory = None  # plain tuples: sorted here, cheaper than an ORDER BY over the arms
+            for k, _, member, seq in sorted(cursor.execute(*_window_statement(chunk, before, after))):
+                out.setdefault(chunk[k][0], []).append((member, seq))
+        return out
+
+    def _records_by_seq(self, seqs: list[int]) -> dict[str, dict[str, Any]]:
+        """Full records keyed by id, read by rowid (no walk down the id index, as messages_by_id needs)."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.seq IN ({marks})", chunk):
+                out[row["id"]] = message_record(row)
+        return out
+
+    def _anchors(self, ids: list[str]) -> dict[str, tuple[str, int]]:
+        """(stream, sent_at_us) of each of IDS that case.db holds."""
+        anchors: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT id, stream, sent_at_us FROM messages WHERE id IN ({marks})", chunk):
+                anchors[row[0]] = (row[1], row[2])
+        return anchors
 
     def exceptions(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, run_id, path, member, locator, error, raw, created_at FROM exceptions ORDER BY id"
         )
         return [dict(row) for row in rows]
+
+
+# Window members by the covering index messages_stream(stream, sent_at_us, id) (seq is its rowid),
+# one UNION ALL per chunk of hits; an arm may not carry its own ORDER BY/LIMIT, hence SELECT * FROM.
+# An arm binds 5 parameters, so 50 hits (<= 100 arms, 500 parameters) keep well inside SQLite's limits
+# (500 arms; 999 parameters in old versions).
+WINDOW_CHUNK = 50
+_EARLIER = (
+    "SELECT * FROM (SELECT ? AS k, sent_at_us, id, seq FROM messages WHERE stream = ? AND (sent_at_us, id) < (?, ?) "
+    "ORDER BY sent_at_us DESC, id DESC LIMIT ?)"
+)
+_LATER = (
+    "SELECT * FROM (SELECT ? AS k, sent_at_us, id, seq FROM messages WHERE stream = ? AND (sent_at_us, id) >= (?, ?) "
+    "ORDER BY sent_at_us, id LIMIT ?)"
+)
+
+
+def _window_statement(chunk: list[tuple[str, tuple[str, int]]], before: int, after: int) -> tuple[str, list[Any]]:
+    """SQL and parameters for the (k, sent_at_us, id, seq) rows of the windows of CHUNK's (id, anchor)s,
+    k being the position in CHUNK; the window of a message starts with it when BEFORE is 0."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for k, (message_id, (stream, at)) in enumerate(chunk):
+        if before:
+            parts.append(_EARLIER)
+            args += [k, stream, at, message_id, before]
+        parts.append(_LATER)
+        args += [k, stream, at, message_id, after + 1]
+    return " UNION ALL ".join(parts), args
 
 
 MESSAGE_SELECT = """
@@ -405,3 +464,45 @@ def message_record(row: sqlite3.Row) -> dict[str, Any]:
         },
         "raw": row["raw"],
     }
+
+
+def _window_entries(
+    ids: list[str], members: dict[str, list[tuple[str, int]]], fresh: dict[str, dict[str, Any]],
+    known: dict[str, dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Each window of IDS as records, none shared: a FRESH record (read for this call) goes uncopied to
+    the first window that has it; other uses, and KNOWN records (the caller keeps those), get copies."""
+    shared = dict(known)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for message_id in ids:
+        entries = []
+        for member, _ in members.get(message_id, ()):
+            record = fresh.pop(member, None)
+            if record is not None:
+                shared[member] = record
+            elif member in shared:
+                record = _window_copy(shared[member])
+            else:
+                continue  # in messages but not in MESSAGE_SELECT's join, as in a full-row window query
+            entries.append(record)
+        out[message_id] = entries
+    return out
+
+
+def _window_copy(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a message_record sharing no dict or list with it, as a fresh message_record would be;
+    several times cheaper than building one from its row again."""
+    out = dict(record)
+    out["source"] = dict(record["source"])
+    for key in ("mentions", "attachments", "reactions"):
+        out[key] = _json_copy(record[key]) if record[key] else []
+    return out
+
+
+def _json_copy(value: Any) -> Any:
+    """A JSON value (dicts, lists, scalars) with every dict and list copied (cheaper than deepcopy)."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from discovery.case import MESSAGE_SELECT, Case, message_record
+from discovery.case import Case
 from discovery.query import QueryError, parse
 from discovery.query import ast as q
 from discovery.query.match import spans
@@ -117,7 +117,8 @@ def search(
     node = parse_query(case, query, filters)
     page = case.engine().search(node, sort=sort, offset=offset, limit=limit)
     records = case.messages_by_id(page.ids)
-    windows = _windows(case, [i for i in page.ids if i in records], context)
+    # before highlight() marks the records: the windows reuse them and copy them as they are now
+    windows = _windows(case, [i for i in page.ids if i in records], context, known=records)
     hits = []
     for message_id, score in zip(page.ids, page.scores, strict=False):
         message = records.get(message_id)
@@ -136,33 +137,12 @@ def search(
     )
 
 
-def _windows(case: Case, ids: list[str], context: int) -> dict[str, list[dict[str, Any]]]:
-    """``case.window(id, context, context)`` for each of IDS, with one anchor lookup for them all."""
-    anchors: dict[str, tuple[str, int]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in case.db.execute(f"SELECT id, stream, sent_at_us FROM messages WHERE id IN ({marks})", chunk):
-            anchors[row[0]] = (row[1], row[2])
-    out: dict[str, list[dict[str, Any]]] = {}
-    for message_id in ids:
-        anchor = anchors.get(message_id)
-        if anchor is None:
-            out[message_id] = []
-            continue
-        stream, at = anchor
-        earlier = case.db.execute(
-            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) < (?, ?) "
-            "ORDER BY m.sent_at_us DESC, m.id DESC LIMIT ?",
-            (stream, at, message_id, context),
-        ).fetchall() if context else []
-        later = case.db.execute(
-            f"{MESSAGE_SELECT} WHERE m.stream = ? AND (m.sent_at_us, m.id) >= (?, ?) "
-            "ORDER BY m.sent_at_us, m.id LIMIT ?",
-            (stream, at, message_id, context + 1),
-        ).fetchall()
-        out[message_id] = [message_record(row) for row in [*reversed(earlier), *later]]
-    return out
+def _windows(
+    case: Case, ids: list[str], context: int, known: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """``case.window(id, context, context)`` for each of IDS, in a few statements for the page (Case.windows);
+    KNOWN are records already read for the page, reused rather than read again."""
+    return case.windows(ids, context, context, known)
 
 
 def highlight(node: Any, message: dict[str, Any]) -> None:
