@@ -18,6 +18,7 @@ from discovery.commands._common import (
     usage_error,
 )
 from discovery.engine import IndexUnusableError
+from discovery.index_state import CaseBusyError
 
 
 class _Cli(click.Group):
@@ -26,7 +27,7 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except IndexUnusableError as error:
+        except (IndexUnusableError, CaseBusyError) as error:
             usage_error(str(error))
 
 
@@ -175,6 +176,7 @@ def search(query: str, case_dir: str, context: int, limit: int, offset: int, sor
     """
     from discovery.query import QueryError
     from discovery.query.explain import explain as explain_query
+    from discovery.search import INCOMPLETE_INDEX
     from discovery.search import search as run_search
 
     case = open_case(case_dir)
@@ -184,7 +186,9 @@ def search(query: str, case_dir: str, context: int, limit: int, offset: int, sor
         audit.record(case, "search", {"query": query, "error": str(error)}, outcome="error")
         usage_error(str(error), query, error.position)
     audit.record(case, "search", {"query": query, "context": context, "sort": sort, "offset": offset,
-                                  "total": result.total})
+                                  "total": result.total, **result.audit_extras()})
+    if not result.index_complete:
+        click.echo(f"warning: {INCOMPLETE_INDEX}", err=True)
     if explain and not as_json:
         click.echo(f"query: {explain_query(result.parsed)}\n")
     if as_json:

@@ -82,13 +82,16 @@ def use_engine(case: Case, name: str) -> None:
 
 def reindex(case: Case, name: str | None = None) -> int:
     """Rebuild CASE's index from case.db, with engine NAME (default: the one it records)."""
+    from discovery import index_state
     from discovery.ingest import reindex as rebuild
 
     if name is not None:
         check_engine(name)
-        if name != (case.get_meta("engine") or DEFAULT_ENGINE):
+    with index_state.writing(case):
+        if name is not None and name != (case.get_meta("engine") or DEFAULT_ENGINE):
             case.close_engine()
+            index_state.begin_rebuild(case)
             shutil.rmtree(case.index_dir, ignore_errors=True)  # reindex removes it too; before the switch
             with case.transaction():
                 case.set_meta("engine", name)
-    return rebuild(case)
+        return rebuild(case)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from discovery import __version__, audit
+from discovery import __version__, audit, index_state
 from discovery.analysis import carry_tokens, remembering_tokens
 from discovery.case import Case, now_utc
 from discovery.engine import IndexDoc
@@ -54,6 +54,7 @@ class IngestReport:
     duplicates: int = 0
     exceptions: int = 0
     errors: list[str] = field(default_factory=list)  # the first few, for the summary
+    index_caught_up: int = 0  # messages an earlier run committed but died before indexing, indexed first
 
     @property
     def exit_code(self) -> int:
@@ -80,22 +81,23 @@ def ingest(
     """Ingest every file under PATHS into CASE; see the module docstring. ACTOR goes on the audit trail."""
     paths = list(paths)
     forced = None if format == "auto" else get_adapter(format)
-    run_id = _start_run(case, paths, custodian, format, copy_originals, options)
-    with case.transaction():
-        case.set_meta("index_state", f"building (ingest run {run_id})")
-    report = IngestReport(run_id=run_id)
-    # Parsing workers tokenize messages ahead for an engine that takes tokens computed before.
-    pretokenize = bool(getattr(case.engine(), "remembers_tokens", False))
-    with case.bulk_writes(), case.deferred_message_indexes(), remembering_tokens(pretokenize):
-        writer = _MessageWriter(case, run_id, custodian, report)
-        try:
-            _ingest_paths(case, paths, forced, copy_originals, options, progress, writer)
-        except BaseException:
-            writer.salvage()
-            raise
-    close_archives()
-    case.engine().commit()
-    _finish_run(case, report)
+    with index_state.writing(case):
+        recovered = index_state.catch_up(case)  # a run that died left messages unindexed: index them first
+        run_id = _start_run(case, paths, custodian, format, copy_originals, options)
+        index_state.begin(case, f"ingest run {run_id}")
+        report = IngestReport(run_id=run_id, index_caught_up=recovered)
+        # Parsing workers tokenize messages ahead for an engine that takes tokens computed before.
+        pretokenize = bool(getattr(case.engine(), "remembers_tokens", False))
+        with case.bulk_writes(), case.deferred_message_indexes(), remembering_tokens(pretokenize):
+            writer = _MessageWriter(case, run_id, custodian, report)
+            try:
+                _ingest_paths(case, paths, forced, copy_originals, options, progress, writer)
+            except BaseException:
+                writer.salvage()
+                raise
+        close_archives()
+        case.engine().commit()
+        _finish_run(case, report)
     audit.record(case, "ingest", {"paths": paths, "custodian": custodian, **report.to_dict()}, actor=actor,
                  outcome="partial" if report.exceptions else "ok")
     return report
@@ -224,7 +226,7 @@ def _finish_run(case: Case, report: IngestReport) -> None:
     status = "partial" if report.exceptions else "complete"
     with case.transaction() as db:
         _name_direct_messages(db)
-        case.set_meta("index_state", "ok")
+        index_state.finish(case)
         db.execute(
             "UPDATE ingest_runs SET finished_at=?, files=?, messages_added=?, duplicates=?, exceptions=?, "
             "status=? WHERE id=?",
@@ -314,9 +316,14 @@ class _MessageWriter:
             self.commit()
 
     def salvage(self) -> None:
-        """The run is failing: keep the batches written whole so far, as a commit per batch would have."""
+        """The run is failing: keep the batches written whole so far, as a commit per batch would have,
+        and their index. If any of it fails, the index stays marked incomplete: the next ingest
+        catches it up (see discovery.index_state)."""
         with contextlib.suppress(Exception):  # the failure itself is what the caller must see
             self.commit()
+            self.engine.commit()
+            with self.case.transaction():
+                index_state.finish(self.case)
 
     def commit(self) -> None:
         """Commit case.db, then give the engine the documents just committed."""
@@ -554,23 +561,23 @@ def reindex(case: Case, batch: int = BATCH) -> int:
     """Rebuild the index from case.db alone: the index is derived data."""
     from discovery.engines import open_engine
 
-    case.close_engine()
-    shutil.rmtree(case.index_dir, ignore_errors=True)
-    with case.transaction():
-        case.set_meta("index_state", "building (reindex)")
-    engine = open_engine(case)
-    count = 0
-    docs: list[IndexDoc] = []
-    for doc in all_index_docs(case):
-        docs.append(doc)
-        if len(docs) >= batch:
-            count += engine.add(docs)
-            docs = []
-    count += engine.add(docs)
-    engine.commit()
-    engine.close()
-    with case.transaction():
-        case.set_meta("index_state", "ok")
+    with index_state.writing(case):
+        case.close_engine()
+        index_state.begin_rebuild(case)
+        shutil.rmtree(case.index_dir, ignore_errors=True)
+        engine = open_engine(case)
+        count = 0
+        docs: list[IndexDoc] = []
+        for doc in all_index_docs(case):
+            docs.append(doc)
+            if len(docs) >= batch:
+                count += engine.add(docs)
+                docs = []
+        count += engine.add(docs)
+        engine.commit()
+        engine.close()
+        with case.transaction():
+            index_state.finish(case)
     return count
 
 
@@ -618,6 +625,9 @@ def print_summary(report: IngestReport, out: TextIO | None = None) -> None:
         f"{report.exceptions} exceptions",
         file=out,
     )
+    if report.index_caught_up:
+        print(f"  first indexed {report.index_caught_up} messages an interrupted earlier run had stored "
+              "but not indexed", file=out)
     for line in report.errors:
         print(f"  exception: {line}", file=out)
     if report.exceptions > len(report.errors):

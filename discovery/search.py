@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from discovery import index_state
 from discovery.case import Case
 from discovery.query import QueryError, parse
 from discovery.query import ast as q
@@ -39,6 +40,8 @@ class SearchResult:
     context: int = 3
     parsed: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # False while an ingest runs, or after one died before indexing what it stored: hits may be missing
+    index_complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,8 +51,20 @@ class SearchResult:
             "limit": self.limit,
             "sort": self.sort,
             "context_size": self.context,
+            "index_complete": self.index_complete,
             "hits": [hit.to_dict() for hit in self.hits],
         }
+
+    def audit_extras(self) -> dict[str, bool]:
+        """What the audit trail adds for a search run against an incomplete index (nothing otherwise)."""
+        return {} if self.index_complete else {"index_complete": False}
+
+
+INCOMPLETE_INDEX = (
+    "The index does not hold every message of this case yet: an ingest is running, or one was interrupted "
+    "before indexing what it stored. This search may miss messages. Once no ingest is running, run "
+    "`discovery ingest` again (it indexes them first) or `discovery reindex`."
+)
 
 
 def parse_query(case: Case, text: str, filters: list[Any] | None = None) -> Any:
@@ -115,6 +130,7 @@ def search(
     if offset < 0:
         raise ValueError(f"offset must not be negative, not {offset}")
     node = parse_query(case, query, filters)
+    complete = index_state.is_complete(case)  # read before searching: a run may end meanwhile
     page = case.engine().search(node, sort=sort, offset=offset, limit=limit)
     records = case.messages_by_id(page.ids)
     # before highlight() marks the records: the windows reuse them and copy them as they are now
@@ -133,7 +149,7 @@ def search(
         hits.append(Hit(message=message, context=window, score=round(score, 4)))
     return SearchResult(
         query=query, total=page.total, hits=hits, offset=offset, limit=limit, sort=sort, context=context,
-        parsed=node,
+        parsed=node, index_complete=complete,
     )
 
 

@@ -308,3 +308,24 @@ def test_senders_of_one_name_are_told_apart_by_their_ids(tmp_path, demo_case_dir
         assert facet.count('class="facet-qualifier"') == sum(labels.count(label) > 1 for label in labels)
     finally:
         app.extensions["discovery_cases"].close()
+
+
+def test_an_incomplete_index_is_said_on_the_page_its_twin_and_the_audit_trail(private_app):
+    from pathlib import Path
+
+    from discovery import index_state
+    from tests.conftest import WEB_USERS, login
+
+    client = private_app.test_client()
+    assert login(client, *WEB_USERS["investigator"]).status_code == 302
+    assert "warning-box" not in client.get("/search?q=whitewash").get_data(as_text=True)
+    assert client.get("/search.json?q=whitewash").get_json()["index_complete"] is True
+    case = Case(Path(private_app.config["CASE_FOLDER"]))
+    index_state.begin(case, "ingest run 9")  # an ingest writing now, or one that died
+    for query in ("whitewash", ""):  # a search, and the case overview
+        html = client.get(f"/search?q={query}").get_data(as_text=True)
+        assert '<p class="warning-box" role="status">The index does not hold every message' in html
+        assert client.get(f"/search.json?q={query}").get_json()["index_complete"] is False
+    details = case.db.execute("SELECT details FROM audit_log WHERE action = 'search' ORDER BY seq DESC").fetchone()[0]
+    assert '"index_complete": false' in details
+    case.close()

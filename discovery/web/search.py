@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
 
-from discovery import facets
+from discovery import facets, index_state
 from discovery.query import QueryError
+from discovery.search import INCOMPLETE_INDEX
 from discovery.search import search as run_search
 from discovery.web import get_case, review, transcript, zones
 from discovery.web.access import READERS
@@ -41,9 +42,10 @@ def search(fmt: str | None) -> Any:
     where = zones.zone(zone_name) or zones.UTC
     case = get_case()
     page: dict[str, Any] = {"params": params, "zone_name": zone_name, "sort_labels": SORT_LABELS,
-                            "choices": filter_choices(case)}
+                            "choices": filter_choices(case), "incomplete_index": INCOMPLETE_INDEX}
     if params.is_empty:
-        data = {"query": "", "total": 0, "hits": [], "overview": overview(case), "timezone": zone_name}
+        data = {"query": "", "total": 0, "hits": [], "overview": overview(case), "timezone": zone_name,
+                "index_complete": index_state.is_complete(case)}
         return respond("search/index.html", data, fmt=fmt, **page)
     try:
         result = run_search(case, params.q, context=params.context, limit=params.per_page, offset=params.offset,
@@ -53,7 +55,8 @@ def search(fmt: str | None) -> Any:
         record_event("search", {**_audited(params), "error": str(error)}, outcome="error")
         data = {"error": str(error), "position": error.position, "query": params.q}
         return respond("search/index.html", data, fmt=fmt, status=400, query_error=error, **page)
-    record_event("search", {**_audited(params), "hits": result.total, "shown": len(result.hits)})
+    record_event("search", {**_audited(params), "hits": result.total, "shown": len(result.hits),
+                            **result.audit_extras()})
     blocks = merge(result.hits, first_number=params.offset + 1)
     aggregated = summary.to_dict()
     data = result.to_dict() | {
