@@ -15,7 +15,6 @@ from flask import Blueprint, redirect, request, url_for
 
 from discovery import facets, index_state
 from discovery.query import QueryError
-from discovery.search import INCOMPLETE_INDEX
 from discovery.search import search as run_search
 from discovery.web import get_case, review, transcript, zones
 from discovery.web.access import READERS
@@ -42,7 +41,7 @@ def search(fmt: str | None) -> Any:
     where = zones.zone(zone_name) or zones.UTC
     case = get_case()
     page: dict[str, Any] = {"params": params, "zone_name": zone_name, "sort_labels": SORT_LABELS,
-                            "choices": filter_choices(case), "incomplete_index": INCOMPLETE_INDEX}
+                            "choices": filter_choices(case)}
     if params.is_empty:
         data = {"query": "", "total": 0, "hits": [], "overview": overview(case), "timezone": zone_name,
                 "index_complete": index_state.is_complete(case)}
