@@ -71,8 +71,9 @@ DEFAULT_TAGS: tuple[tuple[str, str], ...] = (
     ("hot", "#c62828"),
     ("needs second look", "#ef6c00"),
 )
-# colours handed to new tags defined without one, in turn
-PALETTE = ("#1565c0", "#00838f", "#ad1457", "#4e342e", "#558b2f", "#283593", "#f9a825", "#5d4037")
+# colours handed to new tags defined without one, in turn; the first is also the tags page's default. No blue like
+# the buttons' (#0b5cad): a tag's swatch shows on its review button.
+PALETTE = ("#00838f", "#ad1457", "#4e342e", "#558b2f", "#283593", "#f9a825", "#5d4037")
 DEFAULT_ACTOR = "discovery"  # who created the default tags
 MAX_NAME = 64
 MAX_SAVED_NAME = 200
