@@ -131,7 +131,7 @@ def test_a_bad_term_is_a_400_naming_its_line_and_position(client, demo_case_dir)
 def test_bad_parameters_are_400(client):
     assert client.get(url("/terms", ["whitewash"], 99)).status_code == 400
     assert client.get("/terms?terms=whitewash&context=x").status_code == 400
-    assert client.get("/terms.json").status_code == 400  # no terms: nothing to report
+    assert client.get("/terms.csv").status_code == 400  # no terms: nothing to download (/terms.json: the empty report)
 
 
 def test_not_logged_in_is_sent_to_log_in(anon_client):

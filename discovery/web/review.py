@@ -8,7 +8,10 @@ address, which writes it to the audit trail. A bulk change takes the search page
 filters (turned into query nodes by ``SearchParams.filter_nodes``, as the search page does) and
 context, states the count ``count_query`` finds and applies ``tag_query`` with that count as
 ``expected``: if the search finds another number by the time it is confirmed, nothing changes and
-the answer is a 409 asking to confirm the new count.
+the answer is a 409 asking to confirm the new count. A page that confirmed a change is sent back with
+one flashed line (category ``bulk``, in the session, shown escaped by the search page) saying what the
+library did; an unknown or missing tag is asked for again beside the search's query and filters.
+A set's walk page links to the previous and next item (``?pos=N``); ``j`` / ``k`` follow those links.
 
 Pages showing messages call :func:`prefetch` with the ids they show, so each message's tags and
 notes come from two queries per page (the template globals ``review_tags`` / ``review_notes``);
@@ -22,7 +25,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -245,12 +248,14 @@ def tag_message(message_id: str, fmt: str | None) -> Any:
                     or url_for("messages.show", message_id=message_id))
 
 
-def _bulk_args(source: Any) -> tuple[dict[str, Any], SearchParams]:
-    """The bulk request: the search page's parameters (query, filters, context) plus tag and action."""
+def _bulk_args(source: Any, *, tag_required: bool = True) -> tuple[dict[str, Any], SearchParams]:
+    """The bulk request: the search page's parameters (query, filters, context) plus tag and action
+    (without TAG_REQUIRED, a missing tag is "" for the confirmation page to ask for)."""
     params = SearchParams.from_args(source)
     if params.is_empty:
         raise BadParam("q", "give the query or filters of the search whose hits you want to tag")
-    args = {"q": params.q, "context": _context(source), "tag": _field(source, "tag"),
+    tag = _field(source, "tag") if tag_required else (source.get("tag") or "").strip()
+    args = {"q": params.q, "context": _context(source), "tag": tag,
             "remove": source.get("action") == "remove", "filters": filter_args(params)}
     return args, params
 
@@ -271,19 +276,32 @@ def _filter_nodes(params: SearchParams) -> list[q.Node]:
 @bp.get("/tag-bulk.json", defaults={"fmt": "json"})
 @bp.get("/tag-bulk", defaults={"fmt": None})
 def bulk_confirm(fmt: str | None) -> Any:
-    """The confirmation page: the exact number of messages the change would touch (filters included)."""
-    args, params = _bulk_args(request.args)
+    """The confirmation page: the exact number of messages the change would touch (filters included).
+
+    Without a tag, or with one the case does not have, the page asks for the tag (a 400 naming the
+    unknown one), keeping the query, filters, context and the way back; the JSON twin is a 400."""
+    args, params = _bulk_args(request.args, tag_required=wants_json(fmt))
     case = get_case()
+    tags = review.list_tags(case)
+    back = safe_next(request.args.get("next"))
+    cancel = back or url_for("search.search", q=args["q"] or None, **args["filters"])
+    page = {"params": params, "back": back, "cancel": cancel, "labels": _filter_labels(case, args["filters"])}
+    if not args["tag"]:  # the page only (the twin needs the tag): ask for it
+        data = {**args, "count": None, "tags": [t.to_dict() for t in tags], "error": None}
+        return respond("review/bulk.html", data, fmt=fmt, **page)
     try:
         review.get_tag(case, args["tag"])
+    except review.ReviewError as error:
+        if wants_json(fmt):
+            return error_response(400, "The tag could not be applied", str(error))
+        data = {**args, "count": None, "tags": [t.to_dict() for t in tags], "error": str(error)}
+        return respond("review/bulk.html", data, fmt=fmt, status=400, **page)
+    try:
         count = review.count_query(case, args["q"], filters=_filter_nodes(params), context=args["context"])
     except review.ReviewError as error:
         return error_response(400, "The tag could not be applied", str(error))
-    data = {**args, "count": count, "tags": [t.to_dict() for t in review.list_tags(case)]}
-    back = safe_next(request.args.get("next"))
-    cancel = back or url_for("search.search", q=args["q"] or None, **args["filters"])
-    return respond("review/bulk.html", data, fmt=fmt, params=params, back=back, cancel=cancel,
-                   labels=_filter_labels(case, args["filters"]))
+    data = {**args, "count": count, "tags": [t.to_dict() for t in tags]}
+    return respond("review/bulk.html", data, fmt=fmt, **page)
 
 
 def _filter_labels(case: Any, filters: dict[str, str]) -> dict[str, str]:
@@ -325,8 +343,25 @@ def bulk_apply(fmt: str | None) -> Any:
               "batch": change.batch}
     if wants_json(fmt):
         return respond("", result, fmt="json")
+    flash(bulk_outcome(change), "bulk")
     return redirect(safe_next(request.form.get("next")) or url_for(
         "search.search", q=args["q"] or None, context=args["context"], **args["filters"]))
+
+
+def bulk_outcome(change: review.TagChange) -> str:
+    """What a bulk change did, in words, from the library's own answer (shown once on the next page)."""
+    changed, unchanged = len(change.changed), len(change.unchanged)
+
+    def messages(n: int) -> str:
+        return f"{n:,} {'message' if n == 1 else 'messages'}"
+
+    if change.action == "remove":
+        text = f"Removed the tag “{change.tag}” from {messages(changed)}"
+        rest = f"; {unchanged:,} did not have it" if unchanged else ""
+    else:
+        text = f"Tagged {messages(changed)} as “{change.tag}”"
+        rest = f"; {unchanged:,} already had it" if unchanged else ""
+    return f"{text}{rest}."
 
 
 def _set_or_404(case: Any, set_id: int) -> Any:
@@ -376,9 +411,13 @@ def walk(set_id: int, fmt: str | None) -> Any:
     else:
         item = review.next_item(case, set_id)
     progress = review.set_progress(case, set_id)
+    # Previous / Next: the neighbouring positions (1..items); past the end, Previous is the last item.
+    at = item.position if item else progress.items + 1
     data: dict[str, Any] = {"set": the_set.to_dict(), "progress": progress.to_dict(),
                             "item": item.to_dict() if item else None, "tags": [], "context": [],
-                            "choices": [t.to_dict() for t in review.list_tags(case)[:9]]}
+                            "choices": [t.to_dict() for t in review.list_tags(case)[:9]],
+                            "previous": at - 1 if 1 < at <= progress.items + 1 else None,
+                            "next": at + 1 if at < progress.items else None}
     if item is not None:
         found = run_show(case, item.message_id, WALK_CONTEXT) or {"context": []}
         data["context"] = found["context"]

@@ -1,9 +1,10 @@
 """The search term report (STR) page: one query per line in, per-term reach out. Twins /terms.json, /terms.csv.
 
 A GET form, so a report is a shareable URL and needs no CSRF token. ``/terms.json`` answers exactly
-``discovery.terms.term_report``'s contract; ``/terms.csv`` is the spreadsheet ``discovery terms --csv``
-writes (UTF-8 with a BOM, formula cells neutralised, a ``search`` link per row). A term that does not
-parse is a 400 naming its line in the box and the position in the term.
+``discovery.terms.term_report``'s contract (with no terms: its empty report plus the form's ``hint``);
+``/terms.csv`` is the spreadsheet ``discovery terms --csv`` writes (UTF-8 with a BOM, formula cells
+neutralised, a ``search`` link per row). A term that does not parse is a 400 naming its line in the box
+and the position in the term.
 
 Every report (and every refused one) is written to the audit trail as ``search_term_report``.
 """
@@ -27,6 +28,9 @@ from discovery.web.render import respond
 bp = Blueprint("terms", __name__)
 ROLES = {"terms.report": READERS, "terms.download": READERS}
 
+# What the empty form says (the page's help under the box), and the empty report's JSON with it.
+HINT = ("Search terms, one query per line. Each line is a full query (word*, quoted phrases, AND, OR, NOT, "
+        "fields). Blank lines are skipped.")
 DEFAULT_CONTEXT = 3
 MAX_TERMS = 500
 MAX_TEXT = 100_000
@@ -73,10 +77,9 @@ def run(terms: list[str], lines: list[int], context: int, fmt: str) -> tuple[dic
 def report(fmt: str | None) -> Any:
     text, terms, lines, context = read_form()
     page: dict[str, Any] = {"text": text, "context": context, "rows": [], "total": None, "term_error": None}
-    if not terms:
-        if fmt == "json":
-            raise BadParam("terms", "give at least one term, one query per line")
-        return respond("terms/index.html", {}, fmt=fmt, **page)
+    if not terms:  # the empty form: nothing run, nothing audited; the twin is the empty report and the hint
+        empty = {**term_report(get_case(), [], context=context), "hint": HINT}
+        return respond("terms/index.html", empty, fmt=fmt, **page)
     result, error = run(terms, lines, context, "json" if fmt == "json" else "html")
     if result is None:
         return respond("terms/index.html", error, fmt=fmt, status=400, **{**page, "term_error": error})

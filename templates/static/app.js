@@ -1,6 +1,6 @@
 // discovery: small enhancements only; every page works without this file.
 //   /      focus the search box
-//   j / k  next / previous hit
+//   j / k  next / previous hit (a review set's walk page: next / previous item, see review.js)
 //   o      open the conversation at the current hit
 // and "Load earlier/later messages" in a transcript splice the next page in place.
 (function () {
@@ -11,6 +11,10 @@
     var tag = target.tagName.toLowerCase();
     return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
   }
+
+  // Shared with review.js (loaded after this file: both are deferred, base.html puts this one first).
+  window.discovery = window.discovery || {};
+  window.discovery.typing = typing;
 
   function hits() {
     return Array.prototype.slice.call(document.querySelectorAll(".msg.hit[id^='hit-']"));
