@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import zipfile
+import zlib
 
 from discovery.sources.base import Adapter, Parsed
 from discovery.sources.files import SourceFile
@@ -42,8 +44,18 @@ def get_adapter(name: str) -> Adapter:
     raise KeyError(f"unknown format {name!r}; known formats: {known}")
 
 
+# What a sniffer meets when the file (or a zip it sits in) cannot be read: the file's problem, not the adapter's.
+READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, NotImplementedError)
+
+
 def detect(file: SourceFile) -> tuple[Adapter | None, int]:
-    """The adapter most sure of FILE, with its score; (None, 0) when none claims it."""
+    """The adapter most sure of FILE, with its score; (None, 0) when none claims it.
+
+    A sniffer that fails never ends the run: its adapter scores 0 and ``file.note`` says what
+    failed, so that if no adapter claims FILE, ingest can say why. A sniffer may read more than
+    FILE (the other members of its zip, to learn which ones a chat references): one unreadable
+    member must not leave every other member of the zip unrecognised, so the auction goes on.
+    """
     best: Adapter | None = None
     best_score = 0
     best_index = -1
@@ -53,7 +65,7 @@ def detect(file: SourceFile) -> tuple[Adapter | None, int]:
         if ceiling is not None:
             capped.append((index, adapter, ceiling))
             continue
-        score = adapter.sniff(file)
+        score = _sniff(adapter, file)
         if score > best_score:
             best, best_score, best_index = adapter, score, index
     for index, adapter, ceiling in capped:
@@ -61,12 +73,32 @@ def detect(file: SourceFile) -> tuple[Adapter | None, int]:
         # at best tie with the leader from behind it, or score less, cannot change it.
         if ceiling < best_score or (ceiling == best_score and index > best_index):
             continue
-        score = adapter.sniff(file)
+        score = _sniff(adapter, file)
         if score > best_score or (score == best_score and score > 0 and index < best_index):
             best, best_score, best_index = adapter, score, index
     if best_score < MIN_SCORE:
         return None, best_score
     return best, best_score
+
+
+def _sniff(adapter: Adapter, file: SourceFile) -> int:
+    """ADAPTER's score for FILE; 0 (noted on FILE) when its sniffer fails."""
+    try:
+        return adapter.sniff(file)
+    except READ_ERRORS as error:
+        _add_note(file, f"could not be read while recognising its format ({adapter.name}: "
+                        f"{type(error).__name__}: {error})")
+    except Exception as error:  # noqa: BLE001 - one adapter's bug must not end the run or hide the file
+        _add_note(file, f"the {adapter.name} format check failed on it ({type(error).__name__}: {error}); "
+                        "please report this as a bug")
+    return 0
+
+
+def _add_note(file: SourceFile, note: str) -> None:
+    if not file.note:
+        file.note = note
+    elif note not in file.note:
+        file.note = f"{file.note}; {note}"
 
 
 __all__ = ["Adapter", "Parsed", "SourceFile", "adapters", "detect", "get_adapter"]

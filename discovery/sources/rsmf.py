@@ -125,17 +125,21 @@ def _referenced(zip_path: str, _stamp: tuple[int, int]) -> frozenset[str]:
     """File names the manifest(s) inside ZIP_PATH reference (attachments, avatars, icons)."""
     names: set[str] = set()
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            for info in archive.infolist():
-                if info.is_dir() or _refused(info):
-                    continue
+        archive = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError, NotImplementedError):
+        return frozenset()
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir() or _refused(info):
+                continue
+            try:
                 with archive.open(info) as stream:
                     head = stream.read(HEAD_BYTES)
                     if not _looks_like_manifest(head_text(head)):
                         continue
                     names |= _file_references(json.loads(decode(head + stream.read())[0]))
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
-        return frozenset()
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError, RuntimeError, NotImplementedError):
+                continue  # an unreadable member references nothing here; it is reported when it is read itself
     return frozenset(names)
 
 

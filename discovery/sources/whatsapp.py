@@ -114,11 +114,14 @@ def _referenced_media(zip_path: str, _stamp: tuple[int, int]) -> dict[str, str]:
                 if info.is_dir() or info.file_size > _MAX_CHAT_BYTES or (
                         info.compress_size and info.file_size / info.compress_size > MAX_RATIO):
                     continue
-                with archive.open(info) as stream:
-                    head = stream.read(HEAD_BYTES)
-                    if _chat_score(head_text(head)) < _CHAT_SCORE:
-                        continue
-                    text = decode(head + stream.read())[0]
+                try:
+                    with archive.open(info) as stream:
+                        head = stream.read(HEAD_BYTES)
+                        if _chat_score(head_text(head)) < _CHAT_SCORE:
+                            continue
+                        text = decode(head + stream.read())[0]
+                except (OSError, zipfile.BadZipFile, zlib.error, EOFError):
+                    continue  # an unreadable member mentions nothing; the others still count (it is recorded when read)
                 for found in wt.MEDIA_NAME.finditer(wt.clean(text)):
                     names[next(n for n in found.groups() if n).strip()] = info.filename
     except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError):
