@@ -11,10 +11,20 @@ its workers to stop, and they waited forever on queues whose other ends they hol
 keeping the case's write lock and the index's lock (they inherited them). Every child forked by
 this process therefore dies with it (Linux: PR_SET_PDEATHSIG; elsewhere a thread watching the
 parent's pid).
+
+A Ctrl-C is the parent's to handle: the terminal sends SIGINT to the whole process group, and a
+worker that raised KeyboardInterrupt too printed its traceback around the parent's "Aborted!" (and a
+whoosh sub-writer that died so left the parent's writer waiting on it). So a forked child ignores
+SIGINT; its parent stops it (executors shut down, ``Process.terminate``, or dies and takes it along).
+It takes SIGTERM as the default does (ends at once): a handler the parent had installed, such as
+the CLI's SIGTERM-as-KeyboardInterrupt during ingest, is not for its workers. (Only forks that run
+Python's at-fork hooks do this: multiprocessing's and os.fork; subprocess runs them only with a
+``preexec_fn``, and would pass the ignored SIGINT on to the program it starts; discovery uses none.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -30,6 +40,14 @@ _WATCH_SECONDS = 0.5
 def may_fork() -> bool:
     """True where the platform can fork and we are on the main thread."""
     return "fork" in multiprocessing.get_all_start_methods() and threading.current_thread() is threading.main_thread()
+
+
+def _in_child(parent: int) -> None:
+    """Run in every child this process forks, right after the fork."""
+    with contextlib.suppress(ValueError, OSError):  # (signals can only be set on a main thread)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -59,4 +77,4 @@ if hasattr(os, "register_at_fork"):
         global _forking  # noqa: PLW0603 - read by the child, right after the fork
         _forking = os.getpid()
 
-    os.register_at_fork(before=_remember_parent, after_in_child=lambda: _die_with_parent(_forking))
+    os.register_at_fork(before=_remember_parent, after_in_child=lambda: _in_child(_forking))

@@ -624,3 +624,20 @@ def test_all_ids_reads_message_ids_from_columns_and_others_from_stored_documents
     mixed.commit()
     assert sorted(mixed.all_ids(parse(""))) == sorted(d.id for d in canonical[::2] + hand_made[1::2])
     mixed.close()
+
+
+def test_cancel_discards_what_was_added_and_frees_the_writer(tmp_path):
+    engine = TantivyEngine(tmp_path)
+    engine.add(DOCS[:3])
+    engine.commit()
+    engine.add(DOCS[3:])
+    engine.cancel()
+    assert engine.doc_count() == 3
+    other = TantivyEngine(tmp_path)  # the index lock is free: another writer can commit
+    other.add(DOCS[3:])
+    other.commit()
+    engine._index.reload()
+    assert engine.doc_count() == len(DOCS)
+    engine.cancel()  # nothing pending: nothing to do
+    other.close()
+    engine.close()

@@ -348,6 +348,17 @@ class TantivyEngine:
             self._unrecorded = False
             self._index.reload()
 
+    def cancel(self) -> None:
+        """Discard what was added since the last commit and release the index's lock (a failed ingest:
+        the next one indexes what case.db kept, see discovery.index_state)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            self._written.clear()
+            self._unrecorded = False
+            if writer is not None:
+                writer.rollback()
+                writer.wait_merging_threads()  # consumes the writer: its lock is released
+
     # ------------------------------------------------------------------ searching
 
     def _searcher(self) -> tantivy.Searcher:

@@ -34,6 +34,7 @@ import pickle
 import queue
 import sys
 import threading
+import traceback
 import zlib
 from array import array
 from collections.abc import Iterable
@@ -55,10 +56,11 @@ from whoosh.matching.mcore import ReadTooFar
 from whoosh.multiproc import MpWriter, SubWriterTask
 from whoosh.query import spans as wspans
 from whoosh.system import pack_uint
-from whoosh.util import make_binary_tree
+from whoosh.util import make_binary_tree, random_name
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import SegmentWriter
 
+import discovery.processes  # noqa: F401 - its sub-writers (forked) die with this process, leave Ctrl-C to it
 from discovery.analysis import cjk_unigram_texts, cjk_unigrams, is_cjk, token_texts, tokenize
 from discovery.engine import SORTS, EngineResult, IndexDoc, IndexUnusableError
 from discovery.engine._ids import IdsQuery, ids_query
@@ -266,6 +268,12 @@ SCHEMA_TAG = "discovery-whoosh-2"
 
 class IndexOutdatedError(IndexUnusableError):
     """The index was written with an older schema; `discovery reindex` rebuilds it from case.db."""
+
+
+class IndexRebuildingError(IndexUnusableError):
+    """The index is being rebuilt from nothing (``discovery reindex``) right now: ask again soon."""
+
+    retry_after = 2  # seconds (the web layer answers 503 with a Retry-After header)
 
 
 class _TextPositions(formats.Positions):
@@ -705,10 +713,14 @@ class WhooshEngine:
     (an ingest run commits once, at its end). A run that buffers ``bulk_threshold`` documents
     before its first flush is written by ``procs`` worker processes, each building its own
     segments (Whoosh's MpWriter with ``multisegment=True``: whoosh.md trap 10; a worker starts a
-    new segment when its ``limitmb`` posting pool fills). The committed document count is checked
-    afterwards, because MpWriter drops a worker's segments without an error if the worker dies.
-    Smaller runs use one in-process writer. ``add`` replaces documents with the same id;
-    ``add_new`` (ingest, whose ids are new by construction) skips looking for them.
+    new segment when its ``limitmb`` posting pool fills). A worker that dies fails the write before
+    anything is committed (``_RollingMpWriter``), and the committed document count is checked
+    afterwards. Smaller runs use one in-process writer. ``add`` replaces documents with the same
+    id; ``add_new`` (ingest, whose ids are new by construction) skips looking for them.
+
+    A write that fails or is interrupted discards its writer (nothing of it is committed, its
+    workers are stopped, the index's lock is released), and commit() then raises rather than
+    commit what is left; ``cancel()`` discards on purpose, and close() after a failure discards.
     """
 
     name = "whoosh"
@@ -736,6 +748,7 @@ class WhooshEngine:
         self._written: set[str] = set()  # ids sent to the open, uncommitted writer
         self._expected: int | None = None  # live documents the open writer's commit must leave
         self._committed_ids: dict[bytes, list[int]] | None = None  # id -> live docnums, per writer
+        self._failed: str | None = None  # why a writer was discarded with documents not committed
         self._lock = threading.RLock()
         self._local = threading.local()
         self._searchers: list = []
@@ -757,7 +770,7 @@ class WhooshEngine:
 
     def _add(self, docs: Iterable[IndexDoc], replace: bool) -> int:
         count = 0
-        with self._lock:
+        with self._lock, self._discarding_on_failure():
             for doc in docs:
                 if doc.id in self._written:
                     # A writer only deletes committed copies: commit the older one first.
@@ -809,7 +822,7 @@ class WhooshEngine:
         self._pending.clear()
 
     def delete(self, ids: Iterable[str]) -> None:
-        with self._lock:
+        with self._lock, self._discarding_on_failure():
             ids = list(ids)
             for doc_id in ids:
                 self._pending.pop(doc_id, None)
@@ -819,12 +832,20 @@ class WhooshEngine:
             self._delete_committed(self._get_writer(), ids)
 
     def commit(self) -> None:
-        with self._lock:
+        """Commit everything given so far. Raises IndexWriteError, committing nothing, if a write
+        failed since the last commit (its documents are lost: ``cancel()`` acknowledges that)."""
+        with self._lock, self._discarding_on_failure():
+            if self._failed is not None:
+                raise IndexWriteError(
+                    f"{self.path}: an earlier write to the full-text index failed ({self._failed}); the documents "
+                    "given to it since its last commit were discarded, not indexed"
+                )
             self._flush()
             if self._writer is not None:
-                writer, expected = self._writer, self._expected
+                expected = self._expected
+                self._writer.commit()  # (if it fails, _discarding_on_failure discards the writer)
                 self._writer, self._expected, self._committed_ids = None, None, None
-                writer.commit()
+                self._written.clear()
                 found = self._ix.doc_count()
                 if found != expected:
                     raise RuntimeError(
@@ -832,6 +853,37 @@ class WhooshEngine:
                         f"{expected} were expected; rebuild it from case.db with `discovery reindex`"
                     )
             self._written.clear()
+
+    def cancel(self) -> None:
+        """Discard everything given since the last commit, committing nothing: the writer's worker
+        processes are stopped and the index's lock released. Never waits on a stuck writer."""
+        with self._lock:
+            self._discard(None)
+            self._failed = None
+
+    @contextlib.contextmanager
+    def _discarding_on_failure(self):
+        """Whatever fails (or is interrupted) while writing leaves no writer open: it is discarded
+        (see ``cancel``), and commit() refuses to pretend its documents were indexed."""
+        try:
+            yield
+        except BaseException as error:
+            self._discard(error)
+            raise
+
+    def _discard(self, error: BaseException | None) -> None:
+        writer, self._writer = self._writer, None
+        if error is not None and self._failed is None and (writer is not None or self._pending or self._written):
+            self._failed = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        self._pending.clear()
+        self._replace.clear()
+        self._written.clear()
+        self._expected = self._committed_ids = None
+        if writer is not None:
+            if isinstance(writer, _RollingMpWriter):
+                writer.cancel()
+            else:
+                _discard_writer(writer)
 
     # ------------------------------------------------------------------ searching
 
@@ -843,19 +895,45 @@ class WhooshEngine:
         re-add or delete the refreshed searcher still counts the replaced copy. A reopen costs
         ~0.1-0.2 s and happens only after a commit.
         """
+        version = self._version()
         searcher = getattr(self._local, "searcher", None)
         if searcher is not None:
-            if searcher.reader().generation() == self._ix.latest_generation():
+            if self._local.version == version:
                 return searcher
+            # Dropped before it is closed, and whatever closing it raises ignored: a searcher
+            # whose files were deleted (`discovery reindex` rebuilds the folder) may fail to close,
+            # and must not stay this thread's searcher.
+            self._local.searcher = None
             with self._lock:
                 if searcher in self._searchers:
                     self._searchers.remove(searcher)
-            searcher.close()
-        searcher = self._ix.searcher()
+            with contextlib.suppress(Exception):
+                searcher.close()
+        try:
+            searcher = self._ix.searcher()
+        except (windex.EmptyIndexError, FileNotFoundError) as error:  # deleted or not yet recreated
+            raise self._rebuilding() from error
         with self._lock:
             self._searchers.append(searcher)
-        self._local.searcher = searcher
+        self._local.searcher, self._local.version = searcher, version
         return searcher
+
+    def _version(self) -> tuple[int, int, int, int]:
+        """Which index the folder holds now: its latest generation and that TOC file's identity.
+        (A rebuilt index starts its generations again, so the number alone cannot tell it.)"""
+        for _ in range(3):  # a commit may delete the TOC just listed: look again
+            generation = self._ix.latest_generation()
+            if generation < 0:
+                break
+            try:
+                stat = os.stat(self.path / f"_{self._ix.indexname}_{generation}.toc")
+            except FileNotFoundError:
+                continue
+            return generation, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
+        raise self._rebuilding()
+
+    def _rebuilding(self) -> IndexRebuildingError:
+        return IndexRebuildingError(f"{self.path}: the search index is being rebuilt; try again in a moment")
 
     def to_whoosh(self, node: Node, searcher=None):
         """Translate our AST into a Whoosh query (against SEARCHER's lexicon)."""
@@ -900,24 +978,47 @@ class WhooshEngine:
         return self._searcher().doc_count()
 
     def close(self) -> None:
+        """Commit what was given (unless a write failed: then it is discarded, as ``cancel`` does)
+        and close every searcher."""
         with self._lock:
-            if self._pending or self._writer is not None:
-                self.commit()
-            for searcher in self._searchers:
-                searcher.close()
-            self._searchers.clear()
-        self._local = threading.local()
+            try:
+                if self._failed is not None:
+                    self.cancel()
+                elif self._pending or self._writer is not None:
+                    self.commit()
+            finally:
+                for searcher in self._searchers:
+                    with contextlib.suppress(Exception):
+                        searcher.close()
+                self._searchers.clear()
+                self._local = threading.local()
 
 
 class _RollingSubWriter(SubWriterTask):
     """A worker of _RollingMpWriter. When its posting pool nears its memory limit it finishes its
     segment and starts a new one, instead of spilling sorted runs to disk and merging them all when
     the writer commits: the segment work is spread over the run, not left for a long final wait.
+
+    A daemon process: it can never hold up the exit of the process that started it (which, if it
+    still has the writer, stops it itself: see ``_RollingMpWriter.cancel``).
     """
 
     ROLL_AT = 0.8  # of the pool's limit (a job file adds well under 1 %)
+    FAILED = "failed"  # first item of what a worker that failed reports on the result queue
 
     def run(self):
+        try:
+            self._run()
+        except Exception as error:  # reported to the parent, which raises it; the worker ends with 1
+            os_error = isinstance(error, OSError) and error.errno is not None
+            if not os_error:  # a bug: its traceback is what to report
+                traceback.print_exc()
+            with contextlib.suppress(Exception):
+                self.resultqueue.put((self.FAILED, error.errno if os_error else None,
+                                      error.strerror if os_error else f"{type(error).__name__}: {error}"), timeout=5)
+            sys.exit(1)
+
+    def _run(self):
         ix = self.storage.open_index(self.indexname)
         self.writer = SegmentWriter(ix, _lk=False, **self.kwargs)
         segments = []
@@ -941,32 +1042,95 @@ class _RollingSubWriter(SubWriterTask):
         self.resultqueue.put((None, fieldnames, segments), timeout=5)
 
 
+class IndexWriteError(RuntimeError):
+    """The index's writer failed (a worker process died or stopped); nothing it held was committed."""
+
+
 class _RollingMpWriter(MpWriter):
     """Whoosh's MpWriter with ``multisegment=True`` whose workers roll over to new segments (see
-    _RollingSubWriter); each worker reports a list of segments, all added to the index as they are."""
+    _RollingSubWriter); each worker reports a list of segments, all added to the index as they are.
+
+    It never waits forever on its workers: a job is queued a moment at a time, checking between
+    tries that the workers still run; a worker that died (killed, out of memory, a full disk) fails
+    the write with IndexWriteError before anything is committed, and ``cancel()`` stops the
+    workers, removes the job files and releases the index's lock. (Whoosh's own MpWriter blocks
+    for good on a full job queue whose workers are dead, and drops a dead worker's segments.)
+    """
+
+    POLL_SECONDS = 0.25
+    RESULT_SECONDS = 10.0  # a worker that ended cleanly has already sent its result
+    STOP_SECONDS = 2.0  # a worker told to stop (SIGTERM) before it is killed
 
     def __init__(self, ix, **kwargs):
         super().__init__(ix, multisegment=True, **kwargs)
 
     def _new_task(self):
         task = _RollingSubWriter(self.storage, self.indexname, self.jobqueue, self.resultqueue, self.subargs, True)
+        task.daemon = True
         self.tasks.append(task)
         task.start()
         return task
+
+    def _check_tasks(self) -> None:
+        """Raise (see ``_stopped``) if a worker ended abnormally, or none runs any more."""
+        if any(task.exitcode not in (None, 0) for task in self.tasks) or not any(t.is_alive() for t in self.tasks):
+            raise self._stopped()
+
+    def _stopped(self) -> Exception:
+        """The error to raise for workers that ended abnormally: the OSError one of them reported (a
+        full disk), or IndexWriteError."""
+        reported = []
+        with contextlib.suppress(Exception):
+            while True:
+                item = self.resultqueue.get(timeout=0.2)
+                if item[0] == _RollingSubWriter.FAILED:
+                    reported.append(item)
+        for _, errno, text in reported:
+            if errno is not None:
+                return OSError(errno, f"{text} (a worker process writing the full-text index)")
+        codes = ", ".join(f"{task.name}: exit code {task.exitcode}" for task in self.tasks)
+        why = "; ".join(text for _, _, text in reported)
+        return IndexWriteError(f"the full-text index's worker processes stopped before the write ended ({codes})"
+                               + (f": {why}" if why else ""))
+
+    def _put(self, item) -> None:
+        while True:
+            self._check_tasks()
+            try:
+                self.jobqueue.put(item, timeout=self.POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _enqueue(self):
+        docbuffer, self.docbuffer = self.docbuffer, []
+        filename = f"{random_name()}.doclist"
+        with self.temp_storage().create_file(filename).raw_file() as f:
+            for item in docbuffer:
+                pickle.dump(item, f, 2)
+        if len(self.tasks) < self.procs:
+            self._new_task()
+        self._put((filename, len(docbuffer)))
 
     def _commit(self, mergetype, optimize, merge):
         if self.docbuffer:
             self._enqueue()
         for _ in self.tasks:
-            self.jobqueue.put(None)
+            self._put(None)
         finalsegments = self._merge_segments(mergetype, optimize, merge)
         for task in self.tasks:
-            task.join()
+            while task.is_alive():
+                task.join(self.POLL_SECONDS)
+                if any(other.exitcode not in (None, 0) for other in self.tasks):
+                    break
+        if any(task.exitcode != 0 for task in self.tasks):
+            raise self._stopped()
         results = []
-        for _ in self.tasks:
-            # (a worker that died sends nothing: the document count check in commit() reports it)
-            with contextlib.suppress(queue.Empty):
-                results.append(self.resultqueue.get(timeout=1))
+        for task in self.tasks:
+            try:
+                results.append(self.resultqueue.get(timeout=self.RESULT_SECONDS))
+            except queue.Empty:
+                raise IndexWriteError(f"{task.name} of the full-text index's writer sent no segments") from None
         finalsegments += [segment for _, _, segments in results for segment in segments]
         if self._added:
             finalsegments.append(self._finalize_segment())
@@ -974,6 +1138,47 @@ class _RollingMpWriter(MpWriter):
             self._close_segment()
         self._commit_toc(finalsegments)
         self._finish()
+
+    def cancel(self):
+        """Stop the workers (SIGTERM, then SIGKILL), drop their work and release the index's lock."""
+        try:
+            self._stop_tasks()
+        finally:
+            _discard_writer(self)
+
+    def _stop_tasks(self) -> None:
+        for task in self.tasks:
+            if task.is_alive():
+                with contextlib.suppress(Exception):
+                    task.terminate()
+        for task in self.tasks:
+            task.join(self.STOP_SECONDS)
+            if task.is_alive():
+                with contextlib.suppress(Exception):
+                    task.kill()
+                task.join(self.STOP_SECONDS)
+        for q in (self.jobqueue, self.resultqueue):  # never wait at exit to flush what no one reads
+            with contextlib.suppress(Exception):
+                q.cancel_join_thread()
+                q.close()
+
+
+def _discard_writer(writer) -> None:
+    """Close WRITER without committing anything: its segment is dropped, its lock released.
+
+    Each step is tried on its own (the writer may be in any state after a failure)."""
+    if getattr(writer, "is_closed", True):
+        return
+    with contextlib.suppress(Exception):
+        writer._close_segment()
+    with contextlib.suppress(Exception):
+        writer._finish()
+    if not writer.is_closed:
+        lock = getattr(writer, "writelock", None)
+        if lock is not None:
+            with contextlib.suppress(Exception):
+                lock.release()
+        writer.is_closed = True
 
 
 def _ids_column(searcher):

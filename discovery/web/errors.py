@@ -40,6 +40,13 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(IndexUnusableError)
     def index_unusable(error: IndexUnusableError) -> Any:  # an operator's job: say which command fixes it
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:  # being rebuilt right now (`discovery reindex`): it will be back
+            response = error_response(503, "The search index is being rebuilt",
+                                      "The search index is being rebuilt; try again in a moment.")
+            response = app.make_response(response)
+            response.headers["Retry-After"] = str(retry_after)
+            return response
         return error_response(503, "The search index must be rebuilt", str(error))
 
     @app.errorhandler(HTTPException)
