@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -15,6 +18,7 @@ from discovery.commands._common import (
     case_option,
     emit_json,
     open_case,
+    storage_error,
     usage_error,
 )
 from discovery.engine import IndexUnusableError
@@ -22,13 +26,16 @@ from discovery.index_state import CaseBusyError
 
 
 class _Cli(click.Group):
-    """The command group; an index that cannot answer ends any command with its message, not a traceback."""
+    """The command group; an index that cannot answer, a busy case, or a case that cannot be written
+    (a full disk) ends any command with its message, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (IndexUnusableError, CaseBusyError) as error:
             usage_error(str(error))
+        except (sqlite3.Error, OSError) as error:
+            storage_error(error)
 
 
 @click.group(cls=_Cli, context_settings=CONTEXT_SETTINGS)
@@ -72,8 +79,8 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
         discovery ingest big-export/ --case ./big-case --engine tantivy
     """
     from discovery.engines import EngineError, check_engine, use_engine
+    from discovery.ingest import IngestInterrupted, IngestRefused, check_paths, ended_run, print_summary
     from discovery.ingest import ingest as run_ingest
-    from discovery.ingest import print_summary
     from discovery.sources import get_adapter
     from discovery.sources.base import ParseOptions
 
@@ -90,6 +97,10 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
             check_engine(engine)
         except EngineError as error:
             raise click.BadParameter(str(error), param_hint="--engine") from error
+    try:
+        check_paths(case_dir, paths)  # before the case folder is made
+    except IngestRefused as error:
+        usage_error(str(error))
     case = open_case(case_dir, create=True)
     if engine is not None:
         try:
@@ -97,14 +108,54 @@ def ingest(paths: tuple[str, ...], case_dir: str, custodian: str | None, fmt: st
         except EngineError as error:
             case.close()
             raise click.UsageError(str(error)) from error
-    with _progress_bar(paths) as advance:
-        report = run_ingest(case, paths, custodian=custodian, format=fmt, copy_originals=not no_copy,
-                            options=options, progress=advance)
+    try:
+        with _terminate_as_interrupt(), _progress_bar(paths) as advance:
+            report = run_ingest(case, paths, custodian=custodian, format=fmt, copy_originals=not no_copy,
+                                options=options, progress=advance, waiting=_say_waiting)
+    # The run ended early and was recorded: interrupted, or a case or index that could not be written
+    # (a full disk; an index writer that failed). Anything else is a bug: its traceback is wanted.
+    except (IngestInterrupted, sqlite3.Error, OSError, RuntimeError) as error:
+        ended = ended_run(error)
+        if ended is None:
+            raise
+        if as_json:
+            emit_json({**ended.report.to_dict(), "status": "interrupted", "reason": ended.reason})
+        print_summary(ended.report)
+        click.echo(ended.summary(), err=True)
+        sys.exit(130 if ended.interrupted and ended.reason == CTRL_C else 1)
     case.close()
     if as_json:
         emit_json(report.to_dict())
     print_summary(report)
     sys.exit(report.exit_code)
+
+
+CTRL_C = "Ctrl-C"
+
+
+def _say_waiting(holder: str) -> None:
+    who = f"process {holder}" if holder.isdigit() else holder
+    click.echo(f"waiting for {who} (another ingest or reindex) to finish…", err=True)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise KeyboardInterrupt naming the signal while ingest runs, so a
+    terminated run is recorded and kept like an interrupted one (see discovery.ingest)."""
+
+    def interrupt(number: int, frame: object) -> None:
+        raise KeyboardInterrupt(CTRL_C if number == signal.SIGINT else "SIGTERM")
+
+    try:
+        previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _checked_zone(zone: str | None) -> str | None:

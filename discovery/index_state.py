@@ -12,7 +12,9 @@ them in case.db already (duplicates) and indexes nothing. So:
 - one writer per case at a time (an exclusive lock on ``<case>/write.lock``, released by the
   system if the process dies), so "building" with the lock free means a run died;
 - the next ingest (or ``catch_up``) first indexes every message past the mark, replacing any copy
-  the dead run's engine may have committed, or rebuilds the whole index when there is no mark.
+  the dead run's engine may have committed, or rebuilds the whole index when there is no mark;
+- it also closes the record of every ingest run a hard kill left 'running': marked 'interrupted',
+  with the messages case.db holds from it, and an entry on the audit trail saying so.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from discovery.case import Case
 
@@ -41,9 +43,15 @@ def is_complete(case: Case) -> bool:
     return case.get_meta(STATE) in (None, OK)
 
 
+WaitCallback = Callable[[str], None]
+
+
 @contextlib.contextmanager
-def writing(case: Case) -> Iterator[None]:
-    """Hold CASE's write lock for the length of an ingest or reindex (re-entrant for one Case)."""
+def writing(case: Case, waiting: WaitCallback | None = None) -> Iterator[None]:
+    """Hold CASE's write lock for the length of an ingest or reindex (re-entrant for one Case).
+
+    WAITING, if given, is called once (with the holder's process id, or "another process") when
+    the lock is held by someone else and this waits for it."""
     held = getattr(case, "_write_lock", None)
     if held is not None:
         held[1] += 1
@@ -55,7 +63,7 @@ def writing(case: Case) -> Iterator[None]:
     path = case.folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, path)
+        _acquire(fd, path, waiting)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         case._write_lock = [fd, 1]  # type: ignore[attr-defined]
@@ -67,15 +75,18 @@ def writing(case: Case) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _acquire(fd: int, path: os.PathLike[str] | str) -> None:
+def _acquire(fd: int, path: os.PathLike[str] | str, waiting: WaitCallback | None = None) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            if waiting is not None:
+                waiting(holder)
+                waiting = None  # once
             if time.monotonic() >= deadline:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
                 raise CaseBusyError(
                     f"another ingest or reindex (process {holder}) is writing this case ({path} is locked); "
                     "wait for it to finish, then try again"
@@ -105,10 +116,12 @@ def finish(case: Case) -> None:
     case.set_meta(STATE, OK)
 
 
-def catch_up(case: Case, batch: int = 2000) -> int:
+def catch_up(case: Case, batch: int = 2000, *, current_run: int | None = None, actor: str | None = None) -> int:
     """Bring the index up to case.db after a run that died; returns how many messages were indexed.
 
-    Call with the write lock held. Nothing to do when the index is complete."""
+    Call with the write lock held. First closes the record of every run a hard kill left 'running'
+    (CURRENT_RUN excepted; see ``close_dead_runs``). Nothing more to do when the index is complete."""
+    close_dead_runs(case, current_run=current_run, actor=actor)
     if is_complete(case):
         return 0
     mark = case.get_meta(MARK)
@@ -126,3 +139,45 @@ def catch_up(case: Case, batch: int = 2000) -> int:
     with case.transaction():
         finish(case)
     return len(ids)
+
+
+INTERRUPTED = "interrupted"
+DEAD_RUN_REASON = ("the run ended without finishing (killed, out of memory or a power cut) and left no "
+                   "record of its own; found by a later ingest")
+
+
+def stored_by_run(case: Case, run_id: int) -> tuple[int, int, int]:
+    """(messages, sources, exceptions) case.db holds from ingest run RUN_ID."""
+    messages = case.db.execute(
+        "SELECT COUNT(*) FROM messages WHERE source_id IN (SELECT id FROM sources WHERE run_id = ?)", (run_id,),
+    ).fetchone()[0]
+    sources = case.db.execute("SELECT COUNT(*) FROM sources WHERE run_id = ?", (run_id,)).fetchone()[0]
+    exceptions = case.db.execute("SELECT COUNT(*) FROM exceptions WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return int(messages), int(sources), int(exceptions)
+
+
+def close_dead_runs(case: Case, *, current_run: int | None = None, actor: str | None = None) -> list[int]:
+    """Mark every ingest run still 'running' (but CURRENT_RUN) as 'interrupted', with what case.db
+    holds from it, and put each on the audit trail. Call with the write lock held: then no run but
+    the current one can be alive. Returns the runs closed."""
+    from discovery import audit
+    from discovery.case import now_utc
+
+    rows = case.db.execute(
+        "SELECT id, started_at FROM ingest_runs WHERE status = 'running' AND id IS NOT ? ORDER BY id", (current_run,),
+    ).fetchall()
+    closed = []
+    for run_id, started_at in rows:
+        messages, sources, exceptions = stored_by_run(case, run_id)
+        with case.transaction() as db:
+            db.execute(
+                "UPDATE ingest_runs SET status = ?, messages_added = ?, files = ?, exceptions = ? "
+                "WHERE id = ? AND status = 'running'",
+                (INTERRUPTED, messages, sources, exceptions, run_id),
+            )
+        audit.record(case, "ingest", {
+            "run_id": run_id, "started_at": started_at, "status": INTERRUPTED, "messages_added": messages,
+            "files": sources, "exceptions": exceptions, "reason": DEAD_RUN_REASON, "recorded_at": now_utc(),
+        }, actor=actor, outcome="error")
+        closed.append(run_id)
+    return closed

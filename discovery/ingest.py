@@ -10,6 +10,8 @@ record; the rest still goes in. Nothing is dropped silently: the report counts e
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import multiprocessing
 import os
@@ -36,7 +38,7 @@ from discovery.model import Message, SourceError, iso_utc
 from discovery.processes import may_fork
 from discovery.sources import adapters, detect, get_adapter
 from discovery.sources.base import Adapter, ParseOptions
-from discovery.sources.files import SourceFile, close_archives, expand
+from discovery.sources.files import HASH_CHUNK, SourceFile, close_archives, expand, sha256_file
 
 BATCH = 2000
 # Messages per case.db transaction. Each batch is still all-or-nothing (a savepoint), but committing
@@ -67,6 +69,73 @@ class IngestReport:
 ProgressCallback = Callable[[int], None]
 
 
+class IngestRefused(ValueError):
+    """Ingest was not started: what it was pointed at cannot be ingested (nothing was written)."""
+
+
+@dataclass
+class EndedRun:
+    """What an ingest that could not finish left: its report (counts as case.db holds them) and why.
+
+    Attached as ``ingest_run`` to the exception ``ingest`` raises then (see ``ended_run``)."""
+
+    report: IngestReport
+    reason: str
+    interrupted: bool  # by the user or the system (Ctrl-C, SIGTERM), not by an error
+
+    def summary(self) -> str:
+        how = f"interrupted ({self.reason}):" if self.interrupted else f"stopped: {self.reason};"
+        return (f"ingest run {self.report.run_id} {how} {self.report.messages_added} messages stored; run "
+                "`discovery ingest` again to finish indexing them (and to read what was not)")
+
+
+def ended_run(error: BaseException) -> EndedRun | None:
+    """The run an exception raised by ``ingest`` ended (None if it was not raised so)."""
+    return getattr(error, "ingest_run", None)
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C, SIGTERM): recorded as 'interrupted', what it stored kept."""
+
+    def __init__(self, ended: EndedRun):
+        super().__init__(ended.reason)
+        self.ingest_run = ended
+
+
+def check_paths(case_folder: str | os.PathLike[str], paths: Iterable[str]) -> None:
+    """Refuse (IngestRefused) a path that is the case folder, is inside it, or holds it."""
+    case = Path(case_folder).resolve()
+    for path in paths:
+        target = Path(path).resolve()
+        if target == case or target.is_relative_to(case):
+            raise IngestRefused(f"{printable(path)} is inside the case folder {printable(case)}: point ingest at "
+                                "the export, not at the case")
+        if case.is_relative_to(target):
+            raise IngestRefused(f"{printable(path)} holds the case folder {printable(case)}: ingesting it would "
+                                "read the case itself; point ingest at the export, or keep the case elsewhere")
+
+
+def printable(path: str | os.PathLike[str]) -> str:
+    """PATH (or any text) as text that can be stored and printed: bytes of a file name that are not
+    UTF-8 (kept by Python as surrogates) become backslash escapes, e.g. ``bad\\xffname.json``, and so
+    does any other lone surrogate (``\\ud83d``, from a broken JSON escape). Valid text is returned as is."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_escaped(char) for char in text)
+    return text
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return char
+
+
 def ingest(
     case: Case,
     paths: Iterable[str],
@@ -77,30 +146,110 @@ def ingest(
     options: ParseOptions | None = None,
     progress: ProgressCallback | None = None,
     actor: str | None = None,
+    waiting: index_state.WaitCallback | None = None,
 ) -> IngestReport:
-    """Ingest every file under PATHS into CASE; see the module docstring. ACTOR goes on the audit trail."""
+    """Ingest every file under PATHS into CASE; see the module docstring. ACTOR goes on the audit trail.
+
+    A path that is (or is in, or holds) the case folder is refused first (IngestRefused). WAITING is
+    called once if another ingest or reindex holds the case (see ``index_state.writing``).
+
+    A run that cannot finish keeps what it wrote whole to case.db, leaves the index marked incomplete
+    (the next ingest indexes it), is recorded as 'interrupted' with what case.db holds from it and put
+    on the audit trail; then it raises IngestInterrupted (on KeyboardInterrupt; a KeyboardInterrupt
+    itself) or the error itself (a full disk: sqlite3.Error, OSError), ``ended_run(error)`` giving
+    that report. It never waits on the engine (its workers may be dead).
+    """
     paths = list(paths)
+    check_paths(case.folder, paths)
     forced = None if format == "auto" else get_adapter(format)
-    with index_state.writing(case):
-        recovered = index_state.catch_up(case)  # a run that died left messages unindexed: index them first
+    with index_state.writing(case, waiting):
+        # A run that died left messages unindexed (and maybe its record open): index them first.
+        recovered = index_state.catch_up(case, actor=actor)
         run_id = _start_run(case, paths, custodian, format, copy_originals, options)
-        index_state.begin(case, f"ingest run {run_id}")
         report = IngestReport(run_id=run_id, index_caught_up=recovered)
-        # Parsing workers tokenize messages ahead for an engine that takes tokens computed before.
-        pretokenize = bool(getattr(case.engine(), "remembers_tokens", False))
-        with case.bulk_writes(), case.deferred_message_indexes(), remembering_tokens(pretokenize):
-            writer = _MessageWriter(case, run_id, custodian, report)
-            try:
-                _ingest_paths(case, paths, forced, copy_originals, options, progress, writer)
-            except BaseException:
-                writer.salvage()
-                raise
-        close_archives()
-        case.engine().commit()
-        _finish_run(case, report)
-    audit.record(case, "ingest", {"paths": paths, "custodian": custodian, **report.to_dict()}, actor=actor,
-                 outcome="partial" if report.exceptions else "ok")
+        try:
+            index_state.begin(case, f"ingest run {run_id}")
+            # Parsing workers tokenize messages ahead for an engine that takes tokens computed before.
+            pretokenize = bool(getattr(case.engine(), "remembers_tokens", False))
+            with case.bulk_writes(), case.deferred_message_indexes(), remembering_tokens(pretokenize):
+                writer = _MessageWriter(case, run_id, custodian, report)
+                try:
+                    _ingest_paths(case, paths, forced, copy_originals, options, progress, writer)
+                except BaseException:
+                    writer.salvage()
+                    raise
+            close_archives()
+            case.engine().commit()
+            _finish_run(case, report)
+        except BaseException as error:
+            _run_failed(case, report, paths, custodian, actor, error)  # raises
+    audit.record(case, "ingest", {"paths": [printable(p) for p in paths], "custodian": custodian,
+                                  **report.to_dict()}, actor=actor, outcome="partial" if report.exceptions else "ok")
     return report
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return str(error) or "Ctrl-C"
+    if isinstance(error, SystemExit):
+        return f"the process was told to exit ({error.code})"
+    text = f"{type(error).__name__}: {error}"
+    if _disk_full(error):
+        text += " (is the disk full?)"
+    return text
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(error, sqlite3.Error) and ("full" in str(error) or "disk I/O error" in str(error))
+
+
+def _run_failed(case: Case, report: IngestReport, paths: list[str], custodian: str | None, actor: str | None,
+                error: BaseException) -> None:
+    """The run cannot finish (ERROR): salvage() has committed what was written whole. Drop the engine's
+    uncommitted work without waiting on it, record the run as 'interrupted' with what case.db holds
+    from it, put it on the audit trail, and raise IngestInterrupted (from a KeyboardInterrupt) or ERROR,
+    with the EndedRun as its ``ingest_run``.
+    Each step is best effort: the one that fails (a full disk, another Ctrl-C) leaves the rest."""
+    reason = _reason(error)
+    for step in (close_archives, lambda: _abandon_engine(case),
+                 lambda: _record_interrupted(case, report, reason),
+                 lambda: audit.record(case, "ingest", {
+                     "paths": [printable(p) for p in paths], "custodian": custodian, **report.to_dict(),
+                     "status": index_state.INTERRUPTED, "reason": reason}, actor=actor, outcome="error")):
+        try:
+            step()
+        except BaseException:  # noqa: BLE001, S112 - ERROR is what the caller must see; the next ingest closes the run
+            continue
+    ended = EndedRun(report, reason, interrupted=isinstance(error, KeyboardInterrupt))
+    if isinstance(error, KeyboardInterrupt) and not isinstance(error, IngestInterrupted):
+        raise IngestInterrupted(ended) from error
+    with contextlib.suppress(AttributeError, TypeError):  # (an exception type without a __dict__)
+        error.ingest_run = ended  # type: ignore[attr-defined]
+    raise error
+
+
+def _record_interrupted(case: Case, report: IngestReport, reason: str) -> None:
+    if case.db.in_transaction:
+        case.db.rollback()  # salvage() committed what was whole; the rest never happened
+    report.messages_added, report.files, report.exceptions = index_state.stored_by_run(case, report.run_id)
+    with case.transaction() as db:
+        db.execute(
+            "UPDATE ingest_runs SET finished_at=?, files=?, messages_added=?, duplicates=?, exceptions=?, "
+            "status=? WHERE id=?",
+            (now_utc(), report.files, report.messages_added, report.duplicates, report.exceptions,
+             index_state.INTERRUPTED, report.run_id),
+        )
+
+
+def _abandon_engine(case: Case) -> None:
+    """Forget the engine's uncommitted writes without committing or waiting on them: its worker
+    processes may be dead (Ctrl-C reaches the whole process group) or alive and waiting for work
+    that will never come. The index stays marked incomplete; the next ingest catches it up."""
+    engine, case._engine = case._engine, None
+    if engine is not None:
+        engine.cancel()  # discards, stops its workers and releases its lock without waiting on them
 
 
 def _ingest_paths(case: Case, paths: list[str], forced: Adapter | None, copy_originals: bool,
@@ -120,17 +269,21 @@ def _ingest_paths(case: Case, paths: list[str], forced: Adapter | None, copy_ori
                 continue
             report.files += 1
             try:
+                writer.stats[id(item)] = _stat(item.path)  # before hashing: a change while hashing shows
                 item.hash()
             except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as error:
                 writer.exception(item.path, item.member, "", f"cannot read this file's bytes: {error}")
                 continue
             adapter = forced or (sniffed[index] if index in sniffed else detect(item)[0])
             source_id = writer.add_source(item, adapter, copy_originals)
+            if source_id in writer.changed:
+                continue  # recorded: it changed between hashing and copying, and is not parsed
             if adapter is None:
                 report.unrecognized_files += 1
                 writer.exception(
-                    item.path, item.member, "", "no adapter recognised this file's content; it was kept as a "
-                    "source but no messages were read from it (use --format to force one)", source_id=source_id,
+                    item.path, item.member, "", f"{item.note + ': ' if item.note else ''}no adapter recognised "
+                    "this file's content; it was kept as a source but no messages were read from it (use "
+                    "--format to force one)", source_id=source_id,
                 )
                 continue
             groups.setdefault(adapter.name, (adapter, []))[1].append(item)
@@ -138,7 +291,57 @@ def _ingest_paths(case: Case, paths: list[str], forced: Adapter | None, copy_ori
                 progress(item.size)
         for adapter, files in groups.values():
             _parse_group(adapter, files, writer, options or ParseOptions())
+            _check_unchanged(files, writer)
     writer.flush(final=True)
+
+
+def _stat(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
+def _check_unchanged(files: list[SourceFile], writer: _MessageWriter) -> None:
+    """After FILES were parsed: a file (a zip, for members) whose size or mtime is not what it was
+    when it was hashed is hashed again; if its bytes differ, its messages were read from bytes the
+    recorded SHA-256 does not cover, and an exception says so (one stat per file otherwise)."""
+    now: dict[str, tuple[int, int] | OSError] = {}
+    verdict: dict[str, str | None] = {}
+    for file in files:
+        before = writer.stats.get(id(file))
+        if before is None:
+            continue
+        if file.path not in now:
+            try:
+                now[file.path] = _stat(file.path)
+            except OSError as error:
+                now[file.path] = error
+        after = now[file.path]
+        if after == before:
+            continue
+        if file.path not in verdict:
+            verdict[file.path] = _changed(file, after)
+        problem = verdict[file.path]
+        if problem:
+            writer.exception(file.path, file.member, "", problem, source_id=writer.source_ids.get(id(file)))
+
+
+def _changed(file: SourceFile, after: tuple[int, int] | OSError) -> str | None:
+    """Why FILE's messages cannot be trusted to come from the bytes recorded, or None if they can."""
+    recorded = file.container_sha256 or file.sha256
+    what = "the zip holding this file" if file.container_sha256 else "this file"
+    if isinstance(after, OSError):
+        return (f"{what} was removed or became unreadable while it was being ingested ({after}): it cannot be "
+                f"checked that its messages were read from the bytes of the recorded SHA-256 {recorded}; "
+                "re-ingest it from a copy that does not change")
+    try:
+        current = sha256_file(file.path)
+    except OSError as error:
+        return _changed(file, error)
+    if current == recorded:
+        return None  # touched, but the same bytes
+    return (f"{what} changed while it was being ingested: its messages were read from bytes that differ from "
+            f"the recorded SHA-256 {recorded} (now {current}); they must be re-ingested from a copy that does "
+            "not change")
 
 
 # Sniffing a file runs every adapter's sniffer over its first 64 KiB (milliseconds a file), before
@@ -165,16 +368,20 @@ def _sniff_ahead(items: list[SourceFile | SourceError]) -> dict[int, Adapter | N
             answers = list(pool.map(_sniff_one, [item for _, item in files], chunksize=16))
     except BrokenProcessPool:
         return {}
-    return {index: by_name[name] if name else None
-            for (index, _), (ok, name) in zip(files, answers, strict=True) if ok}
+    found = {}
+    for (index, item), (ok, name, note) in zip(files, answers, strict=True):
+        if ok:
+            found[index] = by_name[name] if name else None
+            item.note = item.note or note  # what the worker's sniffing noted about the file (SourceFile.note)
+    return found
 
 
-def _sniff_one(item: SourceFile) -> tuple[bool, str | None]:
+def _sniff_one(item: SourceFile) -> tuple[bool, str | None, str | None]:
     try:
         adapter = detect(item)[0]
     except Exception:  # noqa: BLE001 - ingest sniffs this one again itself, and records what happens
-        return False, None
-    return True, adapter.name if adapter else None
+        return False, None, None
+    return True, adapter.name if adapter else None, item.note
 
 
 def _name_direct_messages(db: sqlite3.Connection) -> None:
@@ -192,27 +399,44 @@ def _inside(path: str, folder: Path) -> bool:
 
 
 def _parse_group(adapter: Adapter, files: list[SourceFile], writer: _MessageWriter, options: ParseOptions) -> None:
-    """Feed one adapter's files through; an adapter bug is recorded, never allowed to stop the run."""
+    """Feed one adapter's files through; an adapter bug is recorded, never allowed to stop the run.
+
+    Only what the adapter raises is recorded so: an error writing what it read (case.db, originals/,
+    the index: a full disk) ends the run (see ``ingest``)."""
     current: SourceFile | None = None
-    try:
-        for file, parsed in adapter.parse(files, options):
-            current = file
-            if isinstance(parsed, SourceError):
-                writer.exception(file.path, file.member, parsed.locator, str(parsed), parsed.raw,
-                                 source_id=writer.source_ids[id(file)])
-            else:
-                writer.add(file, parsed)
-    except Exception as error:  # noqa: BLE001 - recorded with its type; the run goes on
-        where = current or files[0]
-        writer.exception(where.path, where.member, "",
-                         f"the {adapter.name} adapter failed ({type(error).__name__}: {error}); messages "
-                         "after this point in these files were not read: please report this as a bug")
+    parsed_items = iter(adapter.parse(files, options))
+    while True:
+        try:
+            file, parsed = next(parsed_items)
+        except StopIteration:
+            return
+        except OSError as error:  # reading the export failed (removed, unreadable, an I/O error)
+            named = os.fsdecode(error.filename) if error.filename is not None else None
+            where = next((f for f in files if f.path == named), None) or current or files[0]
+            writer.exception(where.path, where.member, "",
+                             f"the {adapter.name} adapter could not read its files ({type(error).__name__}: "
+                             f"{error}); messages after this point in them (these {len(files)} files) were not "
+                             "read", source_id=writer.source_ids.get(id(where)))
+            return
+        except Exception as error:  # noqa: BLE001 - recorded with its type; the run goes on
+            where = current or files[0]
+            writer.exception(where.path, where.member, "",
+                             f"the {adapter.name} adapter failed ({type(error).__name__}: {error}); messages "
+                             "after this point in these files were not read: please report this as a bug",
+                             source_id=writer.source_ids.get(id(where)))
+            return
+        current = file
+        if isinstance(parsed, SourceError):
+            writer.exception(file.path, file.member, parsed.locator, str(parsed), parsed.raw,
+                             source_id=writer.source_ids[id(file)])
+        else:
+            writer.add(file, parsed)
 
 
 def _start_run(case: Case, paths: list[str], custodian: str | None, fmt: str, copy: bool,
                options: ParseOptions | None) -> int:
-    arguments = {"paths": paths, "custodian": custodian, "format": fmt, "copy_originals": copy,
-                 "timezone": options.timezone if options else None,
+    arguments = {"paths": [printable(path) for path in paths], "custodian": custodian, "format": fmt,
+                 "copy_originals": copy, "timezone": options.timezone if options else None,
                  "column_map": options.column_map if options else {}}
     with case.transaction() as db:
         cursor = db.execute(
@@ -256,26 +480,41 @@ class _MessageWriter:
         self.source_counts: dict[int, int] = defaultdict(int)
         self.uncommitted = 0  # messages written since the last commit
         self.unindexed: list[IndexDoc] = []  # their documents, for the engine once committed
+        self.stats: dict[int, tuple[int, int]] = {}  # id(SourceFile) -> (size, mtime_ns) when hashed
+        self.changed: set[int] = set()  # sources.id of files that changed before they were copied
+        self.source_files: dict[int, SourceFile] = {}  # sources.id -> its file
 
     def add_source(self, file: SourceFile, adapter: Adapter | None, copy: bool) -> int:
+        """Record FILE as a source (and keep its original); a file whose copy is not the bytes hashed
+        is recorded with an exception, its id put in ``changed``, and must not be parsed."""
         # Written in the run's open transaction, not committed one by one (a commit per file cost
         # ~1 ms: 4,000 files, 4 s): if copying the original fails, ingest's salvage() still commits
         # what was written before it, as the commit per file did.
-        original = _keep_original(self.case, file) if copy else None
+        original, problem = None, None
+        if copy:
+            try:
+                original = _keep_original(self.case, file)
+            except _ChangedError as error:
+                problem = str(error)
         cursor = self.case.db.execute(
             "INSERT INTO sources(run_id, path, member, size, sha256, container_sha256, format, custodian, "
             "limits, original, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (self.run_id, file.path, file.member, file.size, file.sha256, file.container_sha256,
+            (self.run_id, printable(file.path), file.member, file.size, file.sha256, file.container_sha256,
              adapter.name if adapter else None, self.custodian, adapter.limits if adapter else None,
              original, now_utc()),
         )
         source_id = int(cursor.lastrowid or 0)
         self.source_ids[id(file)] = source_id
+        self.source_files[source_id] = file
+        if problem:
+            self.changed.add(source_id)
+            self.exception(file.path, file.member, "", problem, source_id=source_id)
         return source_id
 
     def exception(self, path: str, member: str | None, locator: str, error: str, raw: str | None = None,
                   source_id: int | None = None) -> None:
         self.report.exceptions += 1
+        path, member, locator, error, raw = (_storable(text) for text in (path, member, locator, error, raw))
         where = f"{path}!{member}" if member else path
         message = f"{where}{' at ' + locator if locator else ''}: {error}"
         if len(self.report.errors) < 20:
@@ -292,38 +531,62 @@ class _MessageWriter:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
-        """Write the pending batch (all or nothing); commit every COMMIT_EVERY messages, or if FINAL."""
+        """Write the pending batch (all or nothing); commit every COMMIT_EVERY messages, or if FINAL.
+
+        A batch holding a record that cannot be stored (text SQLite refuses, such as a lone UTF-16
+        surrogate a JSON escape produced) is written again a message at a time: each such record
+        becomes an exception naming its file and locator, and the rest go in. An error of the case
+        itself (sqlite3.OperationalError: a full disk) is raised: it ends the run."""
         batch, self.pending = self.pending, []
         if batch:
-            db = self.case.db
-            if not db.in_transaction:
-                db.execute("BEGIN")
-            db.execute("SAVEPOINT ingest_batch")
             try:
-                rows, fresh = self._write_batch(db, batch)
-                for source_id, count in self.source_counts.items():
-                    db.execute("UPDATE sources SET messages = messages + ? WHERE id = ?", (count, source_id))
-                self.source_counts.clear()
-                docs = _batch_docs(db, rows, fresh)
-            except BaseException:
-                db.execute("ROLLBACK TO ingest_batch")
-                db.execute("RELEASE ingest_batch")
-                raise
-            db.execute("RELEASE ingest_batch")
-            self.unindexed.extend(docs)
-            self.uncommitted += len(batch)
+                self._write(batch)
+            except UNSTORABLE:
+                for one in batch:
+                    try:
+                        self._write([one])
+                    except UNSTORABLE as error:
+                        self._unstorable(*one, error)
         if final or self.uncommitted >= COMMIT_EVERY:
             self.commit()
 
+    def _write(self, batch: list[tuple[int, Message]]) -> None:
+        db = self.case.db
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        db.execute("SAVEPOINT ingest_batch")
+        counted = self.report.messages_added, self.report.duplicates
+        try:
+            rows, fresh = self._write_batch(db, batch)
+            for source_id, count in self.source_counts.items():
+                db.execute("UPDATE sources SET messages = messages + ? WHERE id = ?", (count, source_id))
+            docs = _batch_docs(db, rows, fresh)
+        except BaseException:
+            self.report.messages_added, self.report.duplicates = counted  # none of it was written
+            db.execute("ROLLBACK TO ingest_batch")
+            db.execute("RELEASE ingest_batch")
+            raise
+        finally:
+            self.source_counts.clear()
+        db.execute("RELEASE ingest_batch")
+        self.unindexed.extend(docs)
+        self.uncommitted += len(batch)
+
+    def _unstorable(self, source_id: int, message: Message, error: BaseException) -> None:
+        file = self.source_files[source_id]
+        self.exception(file.path, file.member, message.locator,
+                       f"this record could not be stored ({type(error).__name__}: {error}); it was not ingested",
+                       message.raw, source_id=source_id)
+
     def salvage(self) -> None:
-        """The run is failing: keep the batches written whole so far, as a commit per batch would have,
-        and their index. If any of it fails, the index stays marked incomplete: the next ingest
-        catches it up (see discovery.index_state)."""
+        """The run is failing: commit to case.db the batches written whole so far, as a commit per
+        batch would have. Nothing is given to the engine (its workers may be dead: after Ctrl-C or a
+        full disk, waiting on them could hang forever): the index stays marked incomplete, and the
+        next ingest catches it up (see discovery.index_state)."""
+        self.pending, self.unindexed = [], []
         with contextlib.suppress(Exception):  # the failure itself is what the caller must see
-            self.commit()
-            self.engine.commit()
-            with self.case.transaction():
-                index_state.finish(self.case)
+            if self.case.db.in_transaction:
+                self.case.db.commit()
 
     def commit(self) -> None:
         """Commit case.db, then give the engine the documents just committed."""
@@ -372,6 +635,16 @@ class _MessageWriter:
         )
         self.report.duplicates += 1
 
+
+
+# What a record that cannot be stored raises (not the case: sqlite3.OperationalError is a full disk).
+UNSTORABLE = (ValueError, TypeError, OverflowError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+              sqlite3.DataError)
+
+
+def _storable(text: str | None) -> str | None:
+    """TEXT as SQLite can store it (UTF-8): see ``printable``."""
+    return None if text is None else printable(text)
 
 
 def _existing(db, keys: list[str]) -> dict[str, tuple[int, str, str]]:
@@ -604,14 +877,47 @@ def _index_doc(row) -> IndexDoc:
     )
 
 
+class _ChangedError(Exception):
+    """A source's bytes are not those hashed: it changed while it was being ingested."""
+
+
 def _keep_original(case: Case, file: SourceFile) -> str:
-    """Copy the source's bytes (the whole zip for a member) under originals/<sha256>, read-only."""
+    """Copy the source's bytes (the whole zip for a member) under originals/<sha256>, read-only,
+    hashing what is copied: bytes that are not those hashed before raise _ChangedError (no copy kept)."""
     digest = file.container_sha256 or file.sha256
     target = case.originals_dir / digest[:2] / digest
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
-        shutil.copyfile(file.path, partial)
+        copied = hashlib.sha256()
+        what = "the zip holding this file" if file.container_sha256 else "this file"
+        try:
+            with open(partial, "wb") as out:  # an error writing the case ends the run (not this file's fault)
+                try:
+                    source = open(file.path, "rb")  # noqa: SIM115 - closed below
+                except OSError as error:
+                    raise _ChangedError(f"{what} was removed or became unreadable after it was hashed ({error}); "
+                                        "it was not parsed (no messages read from it)") from error
+                with source:
+                    while True:
+                        try:
+                            chunk = source.read(HASH_CHUNK)
+                        except OSError as error:
+                            raise _ChangedError(f"{what} could not be read again after it was hashed ({error}); "
+                                                "it was not parsed (no messages read from it)") from error
+                        if not chunk:
+                            break
+                        copied.update(chunk)
+                        out.write(chunk)
+            if copied.hexdigest() != digest:
+                raise _ChangedError(
+                    f"{what} changed while it was being ingested: it was hashed as SHA-256 {digest}, then read "
+                    f"as {copied.hexdigest()}; it was not parsed (no messages read from it): ingest it again "
+                    "from a copy that does not change")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
         os.replace(partial, target)
         target.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return str(target.relative_to(case.folder))

@@ -423,12 +423,18 @@ def test_a_failing_batch_is_rolled_back_alone_and_never_indexed(tmp_path, monkey
 
     monkeypatch.setattr(ingest_module, "_upsert_directory", flaky)
     case = Case(tmp_path / "case", create=True)
-    report = ingest(case, [str(export)], copy_originals=False)
-    # the adapter's failure is recorded; the two batches before it are kept, the failing one is not
-    assert report.messages_added == 10 and report.exceptions == 1
+    # A storage error ends the run (it is not the adapter's): the two batches before it are kept, the
+    # failing one is not, and the run is recorded as interrupted with what it stored.
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        ingest(case, [str(export)], copy_originals=False)
+    assert ingest_module.ended_run(raised.value).report.messages_added == 10
     assert case.stats()["messages"] == 10
+    assert tuple(case.db.execute("SELECT status, messages_added FROM ingest_runs").fetchone()) == ("interrupted", 10)
+    monkeypatch.setattr(ingest_module, "_upsert_directory", real)
+    report = ingest(case, [str(export)], copy_originals=False)  # the next run indexes what was kept first
+    assert report.index_caught_up == 10 and report.messages_added == 30
     in_db = {row[0] for row in case.db.execute("SELECT id FROM messages")}
-    assert set(case.engine().all_ids(parse(""))) == in_db
+    assert len(in_db) == 40 and set(case.engine().all_ids(parse(""))) == in_db
     case.close()
 
 

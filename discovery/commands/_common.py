@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -15,6 +18,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 EXIT_PARTIAL = 3
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+# The case folder the running command opened last (named by storage_error's message).
+opened_case: str | None = None
 
 
 def case_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -30,10 +37,46 @@ def case_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def open_case(case_dir: str, create: bool = False) -> Case:
+    global opened_case  # noqa: PLW0603 - one command per process; read by storage_error
+    opened_case = case_dir
     try:
         return Case(case_dir, create=create)
     except CaseError as error:
         raise click.UsageError(str(error)) from error
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_error(error: sqlite3.Error | OSError) -> NoReturn:
+    """Print what a case.db or file-system error means (no traceback) and exit 1.
+
+    An error naming no file, or one in the case folder, is about the case; any other names its file."""
+    if isinstance(error, BrokenPipeError):  # the reader of our output went away (`| head`): nothing to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush does not fail again
+        sys.exit(EXIT_FAILED)
+    case = opened_case
+    reason = str(error) or type(error).__name__
+    disk_full = (isinstance(error, OSError) and error.errno in DISK_FULL) or (
+        isinstance(error, sqlite3.Error) and ("full" in reason or "disk I/O error" in reason))
+    hint = " (is the disk full?)" if disk_full else ""
+    filename = getattr(error, "filename", None)
+    in_case = case is not None and (filename is None or _inside(os.fsdecode(filename), case))
+    if isinstance(error, sqlite3.Error) or disk_full or in_case:
+        where = os.fsencode(case).decode("utf-8", "backslashreplace") if case else "this case"
+        verb = "write to" if disk_full or isinstance(error, sqlite3.OperationalError) else "use"
+        message = f"cannot {verb} the case at {where}: {reason}{hint}"
+    else:
+        message = f"{type(error).__name__}: {reason}"
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return os.path.realpath(path).startswith(os.path.realpath(folder).rstrip(os.sep) + os.sep)
+    except (OSError, ValueError):
+        return False
 
 
 def emit_json(data: Any) -> None:

@@ -59,6 +59,10 @@ class Engine(Protocol):
 
     def commit(self) -> None: ...
 
+    def cancel(self) -> None:
+        """Discard what was written since the last commit, never waiting on workers (a failed run)."""
+        ...
+
     def search(self, query: object, *, sort: str = "relevance", offset: int = 0, limit: int = 50) -> EngineResult:
         """QUERY is a node of discovery.query.ast. Returns one page, and the total."""
         ...
