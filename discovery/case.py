@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     messages_added INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     exceptions INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'running'   -- running / complete / partial / failed
+    status TEXT NOT NULL DEFAULT 'running'   -- running / complete / partial / failed / interrupted (ended early, see discovery.index_state)
 );
 CREATE TABLE IF NOT EXISTS sources (
     id INTEGER PRIMARY KEY,
