@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     messages_added INTEGER NOT NULL DEFAULT 0,
     duplicates INTEGER NOT NULL DEFAULT 0,
     exceptions INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'running'   -- running / complete / partial / failed / interrupted (ended early, see discovery.index_state)
+    status TEXT NOT NULL DEFAULT 'running'   -- running / complete / partial / failed / interrupted
 );
 CREATE TABLE IF NOT EXISTS sources (
     id INTEGER PRIMARY KEY,
@@ -313,13 +313,7 @@ class Case:
 
     def messages_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Full message records (the JSON contract's M) for IDS, keyed by id."""
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.id IN ({marks})", chunk):
-                out[row["id"]] = message_record(row)
-        return out
+        return {row["id"]: message_record(row) for row in rows_in(self.db, f"{MESSAGE_SELECT} WHERE m.id IN", ids)}
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         return self.messages_by_id([message_id]).get(message_id)
@@ -356,23 +350,12 @@ class Case:
 
     def _records_by_seq(self, seqs: list[int]) -> dict[str, dict[str, Any]]:
         """Full records keyed by id, read by rowid (no walk down the id index, as messages_by_id needs)."""
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"{MESSAGE_SELECT} WHERE m.seq IN ({marks})", chunk):
-                out[row["id"]] = message_record(row)
-        return out
+        return {row["id"]: message_record(row) for row in rows_in(self.db, f"{MESSAGE_SELECT} WHERE m.seq IN", seqs)}
 
     def _anchors(self, ids: list[str]) -> dict[str, tuple[str, int]]:
         """(stream, sent_at_us) of each of IDS that case.db holds."""
-        anchors: dict[str, tuple[str, int]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"SELECT id, stream, sent_at_us FROM messages WHERE id IN ({marks})", chunk):
-                anchors[row[0]] = (row[1], row[2])
-        return anchors
+        rows = rows_in(self.db, "SELECT id, stream, sent_at_us FROM messages WHERE id IN", ids)
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def exceptions(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -408,6 +391,14 @@ def _window_statement(chunk: list[tuple[str, tuple[str, int]]], before: int, aft
         parts.append(_LATER)
         args += [k, stream, at, message_id, after + 1]
     return " UNION ALL ".join(parts), args
+
+
+def rows_in(db: sqlite3.Connection, sql: str, values: list[Any], size: int = 500) -> Iterator[Any]:
+    """The rows of SQL (ending in "... IN") for VALUES, asked SIZE at a time: SQLite caps the
+    parameters of one statement (999 in older builds)."""
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield from db.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk)
 
 
 MESSAGE_SELECT = """
