@@ -529,3 +529,27 @@ def test_jsonl_with_a_first_line_longer_than_the_sniffing_head(tmp_path):
         ("om_1", "line 1", len(long_text)),
         ("om_2", "line 2", 5),
     ]
+
+
+def test_a_file_gone_between_sniffing_and_reading_costs_only_itself(tmp_path, monkeypatch):
+    """Its head was read (sniffed), then it vanished: an error for it, every other file still read."""
+    from tests.lark_factory import message, write_jsonl
+
+    for chat in ("oc_a", "oc_c"):
+        write_jsonl(tmp_path / f"{chat}.jsonl", [message(n, f"hello {n}", chat=chat) for n in range(3)])
+    for chat in ("oc_b", "oc_d"):  # list-response pages (the JSON reader)
+        page = {"code": 0, "msg": "success", "data": {"has_more": False, "page_token": "",
+                                                      "items": [message(n, f"hi {n}", chat=chat) for n in range(3)]}}
+        (tmp_path / f"{chat}.json").write_text(json.dumps(page, indent=2), encoding="utf-8")
+    files = [f for f in expand(str(tmp_path)) if isinstance(f, SourceFile)]
+    for file in files:
+        file.head()  # as sniffing does
+    gone = [f for f in files if f.path.endswith(("oc_a.jsonl", "oc_b.json"))]
+    for file in gone:
+        Path(file.path).unlink()
+    results = [(f.path, item) for f, item in ADAPTER.parse(files)]
+    messages = [item for _, item in results if isinstance(item, Message)]
+    errors = {path: str(item) for path, item in results if isinstance(item, SourceError)}
+    assert sorted(m.conversation_id for m in messages) == ["oc_c"] * 3 + ["oc_d"] * 3
+    assert sorted(errors) == sorted(f.path for f in gone)
+    assert all("cannot read this file" in e or "cannot be read" in e for e in errors.values()), errors

@@ -114,12 +114,15 @@ def _read(file: SourceFile) -> Iterator[_Record | SourceError]:
         yield SourceError(f"{file.display}: cannot be read ({error})")
         return
     layout = _layout(head)
-    if layout == "jsonl":
-        yield from _read_jsonl(file)
-    elif layout == "json":
-        yield from _read_json(file, head)
-    else:
-        yield SourceError(f"{file.display}: neither JSON nor JSONL, so not part of a Lark API export")
+    try:
+        if layout == "jsonl":
+            yield from _read_jsonl(file)
+        elif layout == "json":
+            yield from _read_json(file, head)
+        else:
+            yield SourceError(f"{file.display}: neither JSON nor JSONL, so not part of a Lark API export")
+    except OSError as error:  # removed or unreadable since it was listed: this file only; the others go on
+        yield SourceError(f"{file.display}: cannot be read ({error}); records after this point were not read")
 
 
 def _layout(head: bytes) -> str:
