@@ -32,7 +32,7 @@ from typing import TextIO
 
 from discovery import __version__, audit, index_state
 from discovery.analysis import carry_tokens, remembering_tokens
-from discovery.case import Case, now_utc
+from discovery.case import Case, now_utc, rows_in
 from discovery.engine import IndexDoc
 from discovery.model import Message, SourceError, iso_utc
 from discovery.processes import may_fork
@@ -648,14 +648,8 @@ def _storable(text: str | None) -> str | None:
 
 
 def _existing(db, keys: list[str]) -> dict[str, tuple[int, str, str]]:
-    found: dict[str, tuple[int, str, str]] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in db.execute(f"SELECT id, source_id, locator, raw FROM messages WHERE id IN ({marks})", chunk):
-            found[row[0]] = (row[1], row[2], row[3])
-    return found
+    rows = rows_in(db, "SELECT id, source_id, locator, raw FROM messages WHERE id IN", list(dict.fromkeys(keys)))
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def _same_bytes_again(db, kept_source: int, source_id: int) -> bool:
@@ -779,18 +773,12 @@ def _batch_docs(db, rows: list[tuple], messages: list[Message]) -> list[IndexDoc
     as bound), and what the joins add comes from the conversations and participants as they
     stand now, asked for once per conversation and person of the batch.
     """
-    conversations: dict[str, tuple[str | None, str | None]] = {}
-    for chunk in _chunks(list(dict.fromkeys(row[3] for row in rows))):
-        marks = ",".join("?" * len(chunk))
-        for conversation_id, name, kind in db.execute(
-                f"SELECT id, name, type FROM conversations WHERE id IN ({marks})", chunk):
-            conversations[conversation_id] = (name, kind)
-    people: dict[str, str | None] = {}
+    conversations: dict[str, tuple[str | None, str | None]] = {
+        conversation_id: (name, kind) for conversation_id, name, kind in rows_in(
+            db, "SELECT id, name, type FROM conversations WHERE id IN", list(dict.fromkeys(row[3] for row in rows)))
+    }
     wanted = dict.fromkeys(row[8] for row in rows if row[9] is None and row[8] is not None)
-    for chunk in _chunks(list(wanted)):
-        marks = ",".join("?" * len(chunk))
-        for person_id, name in db.execute(f"SELECT id, name FROM participants WHERE id IN ({marks})", chunk):
-            people[person_id] = name
+    people: dict[str, str | None] = dict(rows_in(db, "SELECT id, name FROM participants WHERE id IN", list(wanted)))
     docs = []
     nothing = (None, None)
     for row, message in zip(rows, messages, strict=True):
@@ -809,25 +797,19 @@ def _batch_docs(db, rows: list[tuple], messages: list[Message]) -> list[IndexDoc
     return docs
 
 
-def _chunks(items: list, size: int = 500) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+# What an index document is built from (_index_doc): a message with its conversation's and sender's names.
+INDEX_DOC_SELECT = (
+    "SELECT m.id, m.text, m.conversation_id, c.name, c.type, m.sender_id, "
+    "COALESCE(m.sender_name, p.name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
+    "m.edited, m.deleted FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
+    "LEFT JOIN participants p ON p.id = m.sender_id"
+)
 
 
 def index_docs(case: Case, ids: list[str]) -> Iterator[IndexDoc]:
     """Build the engine's documents from case.db, the single source of truth (reindex uses this too)."""
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = case.db.execute(
-            "SELECT m.id, m.text, m.conversation_id, c.name, c.type, m.sender_id, "
-            "COALESCE(m.sender_name, p.name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
-            f"m.edited, m.deleted FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
-            f"LEFT JOIN participants p ON p.id = m.sender_id WHERE m.id IN ({marks})",
-            chunk,
-        )
-        for row in rows:
-            yield _index_doc(row)
+    for row in rows_in(case.db, f"{INDEX_DOC_SELECT} WHERE m.id IN", ids):
+        yield _index_doc(row)
 
 
 def reindex(case: Case, batch: int = BATCH) -> int:
@@ -855,14 +837,9 @@ def reindex(case: Case, batch: int = BATCH) -> int:
 
 
 def all_index_docs(case: Case) -> Iterator[IndexDoc]:
-    rows = case.db.execute(
-        "SELECT m.id, m.text, m.conversation_id, c.name, c.type, m.sender_id, "
-        "COALESCE(m.sender_name, p.name), m.source_format, m.custodian, m.kind, m.sent_at_us, m.attachments, "
-        "m.edited, m.deleted FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
-        "LEFT JOIN participants p ON p.id = m.sender_id ORDER BY m.seq"
-    )
-    for row in rows:
+    for row in case.db.execute(f"{INDEX_DOC_SELECT} ORDER BY m.seq"):
         yield _index_doc(row)
+
 
 
 def _index_doc(row) -> IndexDoc:

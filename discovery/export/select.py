@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.case import Case
+from discovery.case import Case, rows_in
 from discovery.export.review_snapshot import ReviewSnapshot
 
 CHUNK = 500  # also the IN (...) list size: old SQLite builds allow 999 variables
@@ -263,14 +263,8 @@ class Selection:
 
     def participants(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Directory entries (id, name, kind) for participant IDS that case.db knows."""
-        wanted = sorted(set(ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), _IN):
-            chunk = wanted[start : start + _IN]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(f"SELECT id, name, kind FROM participants WHERE id IN ({marks})", chunk):
-                found[row["id"]] = dict(row)
-        return found
+        rows = rows_in(self.db, "SELECT id, name, kind FROM participants WHERE id IN", sorted(set(ids)), _IN)
+        return {row["id"]: dict(row) for row in rows}
 
     def members(self, conversation_id: str) -> list[str]:
         rows = self.db.execute(
