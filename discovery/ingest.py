@@ -10,7 +10,6 @@ record; the rest still goes in. Nothing is dropped silently: the report counts e
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import multiprocessing
@@ -39,6 +38,7 @@ from discovery.processes import may_fork
 from discovery.sources import adapters, detect, get_adapter
 from discovery.sources.base import Adapter, ParseOptions
 from discovery.sources.files import HASH_CHUNK, SourceFile, close_archives, expand, sha256_file
+from discovery.storage import is_disk_full, is_inside, printable
 
 BATCH = 2000
 # Messages per case.db transaction. Each batch is still all-or-nothing (a savepoint), but committing
@@ -106,34 +106,12 @@ def check_paths(case_folder: str | os.PathLike[str], paths: Iterable[str]) -> No
     """Refuse (IngestRefused) a path that is the case folder, is inside it, or holds it."""
     case = Path(case_folder).resolve()
     for path in paths:
-        target = Path(path).resolve()
-        if target == case or target.is_relative_to(case):
+        if is_inside(path, case):
             raise IngestRefused(f"{printable(path)} is inside the case folder {printable(case)}: point ingest at "
                                 "the export, not at the case")
-        if case.is_relative_to(target):
+        if is_inside(case, path):
             raise IngestRefused(f"{printable(path)} holds the case folder {printable(case)}: ingesting it would "
                                 "read the case itself; point ingest at the export, or keep the case elsewhere")
-
-
-def printable(path: str | os.PathLike[str]) -> str:
-    """PATH (or any text) as text that can be stored and printed: bytes of a file name that are not
-    UTF-8 (kept by Python as surrogates) become backslash escapes, e.g. ``bad\\xffname.json``, and so
-    does any other lone surrogate (``\\ud83d``, from a broken JSON escape). Valid text is returned as is."""
-    text = os.fspath(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join(_escaped(char) for char in text)
-    return text
-
-
-def _escaped(char: str) -> str:
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"\\u{code:04x}"
-    return char
 
 
 def ingest(
@@ -194,15 +172,9 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         return f"the process was told to exit ({error.code})"
     text = f"{type(error).__name__}: {error}"
-    if _disk_full(error):
+    if is_disk_full(error):
         text += " (is the disk full?)"
     return text
-
-
-def _disk_full(error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(error, sqlite3.Error) and ("full" in str(error) or "disk I/O error" in str(error))
 
 
 def _run_failed(case: Case, report: IngestReport, paths: list[str], custodian: str | None, actor: str | None,
@@ -263,7 +235,7 @@ def _ingest_paths(case: Case, paths: list[str], forced: Adapter | None, copy_ori
             if isinstance(item, SourceError):
                 writer.exception(item.path or path, item.locator or None, "", str(item))
                 continue
-            if _inside(item.path, case.folder):
+            if is_inside(item.path, case.folder):
                 writer.exception(item.path, item.member, "", "this file belongs to the case folder itself; "
                                  "it was not ingested (point ingest at the export, not at the case)")
                 continue
@@ -392,10 +364,6 @@ def _name_direct_messages(db: sqlite3.Connection) -> None:
         "  ON p.id = cm.participant_id WHERE cm.conversation_id = conversations.id ORDER BY who)) "
         "WHERE type = 'dm' AND (name IS NULL OR name = '')"
     )
-
-
-def _inside(path: str, folder: Path) -> bool:
-    return Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def _parse_group(adapter: Adapter, files: list[SourceFile], writer: _MessageWriter, options: ParseOptions) -> None:

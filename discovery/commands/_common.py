@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sqlite3
@@ -13,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from discovery.case import Case, CaseError
+from discovery.storage import is_disk_full, is_inside, printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -45,9 +45,6 @@ def open_case(case_dir: str, create: bool = False) -> Case:
         raise click.UsageError(str(error)) from error
 
 
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
 def storage_error(error: sqlite3.Error | OSError) -> NoReturn:
     """Print what a case.db or file-system error means (no traceback) and exit 1.
 
@@ -57,26 +54,18 @@ def storage_error(error: sqlite3.Error | OSError) -> NoReturn:
         sys.exit(EXIT_FAILED)
     case = opened_case
     reason = str(error) or type(error).__name__
-    disk_full = (isinstance(error, OSError) and error.errno in DISK_FULL) or (
-        isinstance(error, sqlite3.Error) and ("full" in reason or "disk I/O error" in reason))
+    disk_full = is_disk_full(error)
     hint = " (is the disk full?)" if disk_full else ""
     filename = getattr(error, "filename", None)
-    in_case = case is not None and (filename is None or _inside(os.fsdecode(filename), case))
+    in_case = case is not None and (filename is None or is_inside(os.fsdecode(filename), case))
     if isinstance(error, sqlite3.Error) or disk_full or in_case:
-        where = os.fsencode(case).decode("utf-8", "backslashreplace") if case else "this case"
+        where = printable(case) if case else "this case"
         verb = "write to" if disk_full or isinstance(error, sqlite3.OperationalError) else "use"
         message = f"cannot {verb} the case at {where}: {reason}{hint}"
     else:
         message = f"{type(error).__name__}: {reason}"
     click.echo(f"Error: {message}", err=True)
     sys.exit(EXIT_FAILED)
-
-
-def _inside(path: str, folder: str) -> bool:
-    try:
-        return os.path.realpath(path).startswith(os.path.realpath(folder).rstrip(os.sep) + os.sep)
-    except (OSError, ValueError):
-        return False
 
 
 def emit_json(data: Any) -> None:
