@@ -64,11 +64,8 @@ class SourceFile:
         return self._head
 
     def hash(self) -> str:
-        digest = hashlib.sha256()
         with self.open() as stream:
-            for chunk in iter(lambda: stream.read(HASH_CHUNK), b""):
-                digest.update(chunk)
-        self.sha256 = digest.hexdigest()
+            self.sha256 = sha256_stream(stream)
         return self.sha256
 
 
@@ -103,10 +100,15 @@ def close_archives() -> None:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(HASH_CHUNK), b""):
-            digest.update(chunk)
+        return sha256_stream(stream)
+
+
+def sha256_stream(stream: IO[bytes]) -> str:
+    """SHA-256 of what is left in STREAM, read HASH_CHUNK at a time."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stream.read(HASH_CHUNK), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
