@@ -13,10 +13,10 @@ import unicodedata
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from discovery import analysis
 from discovery.analysis import Token, cjk_unigrams, tokenize
+from tests.test_perf_paths import any_text
 
 Row = tuple[str, int, int, int]
 
@@ -110,20 +110,8 @@ def test_sampled_code_points_tokenize_as_the_reference():
         assert_same_as_reference(f"a{char}b 日{char}本 {char}{char}")
 
 
-PIECES = [
-    "Delete", "logs", "ＷＨＩＴＥ", "ﬁle", "Straße", "café", "cafe\u0301", "\u0301", "\u200b", "\u200d", "\u202e",
-    "上线前把", "清", "ログ", "로그", "😀", "\ufe0f", "report.final.xlsx", "_", "42", "İ", "ǅ", "Σσς", "\u0345",
-    "\u3099", "ｶﾞ", "①", "\u00ad", "\ufeff", " ", "\n", ",", "-",
-]  # fmt: skip
-chat_text = st.one_of(
-    st.text(max_size=30),
-    st.lists(st.sampled_from(PIECES), max_size=12).map("".join),
-    st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=8).map(" ".join),
-)
-
-
 @settings(max_examples=200, deadline=None)
-@given(chat_text)
+@given(any_text)
 def test_any_text_tokenizes_as_the_reference(text):
     assert_same_as_reference(text)
 

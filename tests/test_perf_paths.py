@@ -45,10 +45,13 @@ T0 = 19_509 * DAY  # 2023-06-01T00:00:00Z
 
 # ------------------------------------------------------------------------------------------ analysis
 
+# Pieces of chat text where the analyzer's paths differ (NFKC, case folding, combining marks, invisible
+# marks, emoji joiners, CJK runs, dots); tests/test_analysis_fast_paths.py draws from the same texts.
 PIECES = [
-    "whitewash", "Logs", "ＷＨＩＴＥ", "ﬁle", "Straße", "café", "cafe\u0301", "e\u0301\u0302", "\u200b", "\u202e",
-    "上线前把", "清", "ログ", "로그", "\u1100\u1161\u11a8", "😀", "report.final.xlsx", "_", "42", "İ", "ǅ", "Σσς",
-    "\u0345", "\u3099", "ｶﾞ", "①", "\u00ad", "\ufeff", "a\u0301\u200bb", " ", "\n", ",", "-",
+    "whitewash", "Logs", "Delete", "ＷＨＩＴＥ", "ﬁle", "Straße", "café", "cafe\u0301", "e\u0301\u0302", "\u0301",
+    "\u200b", "\u200d", "\u202e", "\ufe0f", "上线前把", "清", "ログ", "로그", "\u1100\u1161\u11a8", "😀",
+    "report.final.xlsx", "_", "42", "İ", "ǅ", "Σσς", "\u0345", "\u3099", "ｶﾞ", "①", "\u00ad", "\ufeff",
+    "a\u0301\u200bb", " ", "\n", ",", "-",
 ]  # fmt: skip
 any_text = st.one_of(
     st.text(max_size=40),
