@@ -179,6 +179,20 @@ def tricky_pages(folder: Path) -> list[Path]:
     return paths
 
 
+def _parse_serially(monkeypatch) -> None:
+    """The Lark adapter's second pass in this process, whatever the size of the files."""
+    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 10**9)
+
+
+def _parse_in_parallel(monkeypatch, files: list[SourceFile], chunk: int) -> None:
+    """The Lark adapter's second pass in worker processes, CHUNK files a run (skips where it cannot fork)."""
+    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(lark, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(lark, "PARALLEL_CHUNK", chunk)
+    if not lark._parallel(files):
+        pytest.skip("needs two CPUs and fork")
+
+
 def lark_source_files(paths) -> list[SourceFile]:
     files = []
     for path in paths:
@@ -218,13 +232,9 @@ def test_second_pass_in_worker_processes_yields_the_same_in_the_same_order(tmp_p
                 out.write(path, f"export/{path.name}")
         paths = [archive]
     files = lark_source_files(paths)
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 10**9)
+    _parse_serially(monkeypatch)
     serial = outcome(lark.ADAPTER.parse(files))
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(lark, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(lark, "PARALLEL_CHUNK", 2)
-    if not lark._parallel(files):
-        pytest.skip("needs two CPUs and fork")
+    _parse_in_parallel(monkeypatch, files, chunk=2)
     parallel_items = list(lark.ADAPTER.parse(files))
     assert outcome(parallel_items) == serial
     by_id = {id(file) for file in files}
@@ -426,13 +436,9 @@ def test_a_worker_that_dies_costs_nothing_but_time(tmp_path, monkeypatch):
     import os
 
     files = lark_source_files(sorted(LARK.iterdir()))
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 10**9)
+    _parse_serially(monkeypatch)
     serial = outcome(lark.ADAPTER.parse(files))
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(lark, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(lark, "PARALLEL_CHUNK", 2)
-    if not lark._parallel(files):
-        pytest.skip("needs two CPUs and fork")
+    _parse_in_parallel(monkeypatch, files, chunk=2)
     parent = os.getpid()
     original = lark._file_messages
 
@@ -478,13 +484,9 @@ def test_a_parallel_ingest_stores_and_indexes_what_a_serial_one_does(tmp_path, m
         case.close()
         return rows, hits
 
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 10**9)
+    _parse_serially(monkeypatch)
     serial = run("serial")
-    monkeypatch.setattr(lark, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(lark, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(lark, "PARALLEL_CHUNK", 3)
-    if not lark._parallel(lark_source_files([LARK])):
-        pytest.skip("needs two CPUs and fork")
+    _parse_in_parallel(monkeypatch, lark_source_files([LARK]), chunk=3)
     parallel = run("parallel")
     assert parallel[0] == serial[0] and len(serial[0]) > 20
     assert parallel[1] == serial[1] and serial[1]["a*"]
